@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Installs every Debian 12 package Quarry needs to build, test and run. Idempotent; run as root.
+# Usage: scripts/setup.sh            (install + BLAS check)
+#        QUARRY_SKIP_APT=1 scripts/setup.sh   (only the BLAS check; for machines set up already)
+set -euo pipefail
+
+PACKAGES=(
+  build-essential cmake ninja-build pkg-config git ca-certificates
+  libtorch-dev libopenblas0-openmp
+  libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
+  libabsl-dev libgtest-dev libgmock-dev libbenchmark-dev
+  libsqlite3-dev nlohmann-json3-dev libcli11-dev libsentencepiece-dev libssl-dev
+  python3 python3-grpcio python3-protobuf prometheus
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+if [[ "${QUARRY_SKIP_APT:-0}" != 1 && ${#missing[@]} -gt 0 ]]; then
+  if [[ $(id -u) -ne 0 ]]; then
+    echo "setup: missing packages (${missing[*]}); run this script as root" >&2
+    exit 1
+  fi
+  echo "setup: installing ${#missing[@]} packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # The prometheus package starts a server through systemd where one runs; we only need promtool.
+else
+  echo "setup: all ${#PACKAGES[@]} packages present"
+fi
+
+# Debian's LibTorch links libblas.so.3; make sure the alternative points at OpenBLAS (OpenMP
+# flavour), not the reference BLAS which is ~30x slower.
+arch=$(dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || echo x86_64-linux-gnu)
+for lib in libblas.so.3 liblapack.so.3; do
+  cand=/usr/lib/$arch/openblas-openmp/$lib
+  if [[ -e $cand ]] && update-alternatives --list "$lib-$arch" >/dev/null 2>&1; then
+    if [[ $(id -u) -eq 0 ]]; then update-alternatives --quiet --set "$lib-$arch" "$cand" || true; fi
+  fi
+done
+
+# Check the BLAS that LibTorch actually uses: build a tiny matmul probe and print its GFLOP/s.
+here=$(cd "$(dirname "$0")" && pwd)
+probe_dir=${TMPDIR:-/tmp}/quarry-setup-$$
+mkdir -p "$probe_dir"
+if g++ -std=c++17 -O2 "$here/tools/blas_check.cc" -o "$probe_dir/blas_check" \
+     -I/usr/include/torch/csrc/api/include -ltorch_cpu -lc10 2>"$probe_dir/build.log"; then
+  if ! "$probe_dir/blas_check" "${QUARRY_MIN_GFLOPS:-50}"; then
+    echo "setup: WARNING: matmul is slow; is libopenblas0-openmp the libblas.so.3 alternative?" >&2
+    echo "setup:          update-alternatives --display libblas.so.3-$arch" >&2
+  fi
+  rm -rf "$probe_dir"
+else
+  echo "setup: WARNING: could not build the BLAS probe (see $probe_dir/build.log)" >&2
+fi

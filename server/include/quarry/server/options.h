@@ -1,0 +1,49 @@
+// Options of the Quarry server (quarry-server's flags fill this struct; tests fill it directly).
+// Every field states its default.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace quarry::server {
+
+struct ServerOptions {
+  // Address to listen on: "host:port" (port 0 = pick a free port) or "unix:/path".
+  // Default "127.0.0.1:50051".
+  std::string listen = "127.0.0.1:50051";
+  // Directory for the SQLite database, artifacts and uploads. Created if missing. Required.
+  std::string data_dir;
+  // Model paths in job requests must resolve (after symlinks) inside one of these roots.
+  // Default: empty = any path is refused unless it is an uploaded model.
+  std::vector<std::string> model_roots;
+  // Number of quarry-worker child processes to spawn and keep alive. Default 0.
+  int local_workers = 0;
+  // The quarry-worker executable for local workers. Default "" = next to quarry-server.
+  std::string worker_binary;
+  // Device of local workers ("cpu", "cuda:0", ...). Default "cpu".
+  std::string local_worker_device = "cpu";
+  // Threads per local worker (intra-op). Default 0 = hardware threads / local_workers.
+  int local_worker_threads = 0;
+  // Prometheus text endpoint "host:port" (port 0 = pick). Default "" = disabled.
+  std::string metrics_listen;
+  // Limits.
+  int max_message_bytes = 16 << 20;           // default 16 MiB per gRPC message
+  int max_concurrent_streams = 256;           // default 256 per connection
+  int max_queued_jobs = 10000;                // default 10000 jobs waiting
+  uint64_t max_upload_bytes = 256ull << 30;   // default 256 GiB per upload
+  // Worker liveness: a worker whose heartbeats stop for this long is considered lost and its
+  // job is re-queued. Default 15 s.
+  int heartbeat_timeout_ms = 15000;
+  // Heartbeat interval requested from workers. Default 2 s.
+  int heartbeat_interval_ms = 2000;
+  // After a restart, a job that was running stays assigned this long waiting for its worker to
+  // reconnect before it is re-queued. Default 30 s.
+  int requeue_grace_ms = 30000;
+  // A job is attempted at most this many times (worker losses); then it fails. Default 3.
+  int max_attempts = 3;
+  // Minimum severity of the server's own stderr log (0 DEBUG .. 4 CRITICAL). Default 1.
+  int log_level = 1;
+};
+
+}  // namespace quarry::server

@@ -1,0 +1,75 @@
+// quarry-server: fills ServerOptions from flags and runs the server until SIGINT/SIGTERM.
+#include <csignal>
+#include <cstdio>
+#include <thread>
+
+#include <CLI/CLI.hpp>
+
+#include "quarry/server/server.h"
+
+int main(int argc, char** argv) {
+  quarry::server::ServerOptions o;
+  CLI::App app{"quarry-server: accepts quantization jobs over gRPC, persists them, schedules them "
+               "onto workers and streams progress, logs and artifacts back to clients."};
+  app.add_option("--listen", o.listen, "Address to listen on: host:port (port 0 picks a free "
+                 "port) or unix:/path")->capture_default_str();
+  app.add_option("--data-dir", o.data_dir, "Directory for the job database, artifacts and "
+                 "uploads (created if missing)")->required();
+  app.add_option("--model-root", o.model_roots, "Directory that model paths in jobs must lie "
+                 "in; repeatable. Paths with '..' or symlinks escaping every root are refused");
+  app.add_option("--local-workers", o.local_workers, "Spawn and supervise N quarry-worker "
+                 "processes connected over loopback")->capture_default_str();
+  app.add_option("--worker-binary", o.worker_binary, "quarry-worker executable for local "
+                 "workers (default: next to quarry-server)");
+  app.add_option("--local-worker-device", o.local_worker_device, "Device of local workers: "
+                 "cpu, cuda:N or hip:N")->capture_default_str();
+  app.add_option("--local-worker-threads", o.local_worker_threads, "Compute threads per local "
+                 "worker (0 = hardware threads / local workers)")->capture_default_str();
+  app.add_option("--metrics-listen", o.metrics_listen, "host:port of the Prometheus text "
+                 "metrics endpoint (empty = disabled)");
+  app.add_option("--max-message-bytes", o.max_message_bytes, "Largest gRPC message accepted "
+                 "or sent")->capture_default_str();
+  app.add_option("--max-concurrent-streams", o.max_concurrent_streams, "Concurrent streams "
+                 "per connection")->capture_default_str();
+  app.add_option("--max-queued-jobs", o.max_queued_jobs, "Jobs allowed to wait in the queue; "
+                 "more are refused with RESOURCE_EXHAUSTED")->capture_default_str();
+  app.add_option("--max-upload-bytes", o.max_upload_bytes, "Largest model or dataset upload "
+                 "in bytes")->capture_default_str();
+  app.add_option("--heartbeat-timeout-ms", o.heartbeat_timeout_ms, "A worker silent this long "
+                 "is lost and its job re-queued")->capture_default_str();
+  app.add_option("--heartbeat-interval-ms", o.heartbeat_interval_ms, "Heartbeat interval "
+                 "asked of workers")->capture_default_str();
+  app.add_option("--requeue-grace-ms", o.requeue_grace_ms, "After a restart, how long a "
+                 "running job waits for its worker to reconnect before it is re-queued")
+      ->capture_default_str();
+  app.add_option("--max-attempts", o.max_attempts, "Attempts per job before it fails (worker "
+                 "losses count)")->capture_default_str();
+  app.add_option("--log-level", o.log_level, "Server log threshold: 0 DEBUG, 1 INFO, "
+                 "2 WARNING, 3 ERROR, 4 CRITICAL")->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
+
+  // Block the termination signals in every thread; one thread waits for them.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  auto server = quarry::server::Server::Start(o);
+  if (!server.ok()) {
+    std::fprintf(stderr, "quarry-server: %s\n", server.status().ToString().c_str());
+    return 1;
+  }
+  std::fprintf(stderr, "quarry-server: listening on %s\n", (*server)->address().c_str());
+  std::thread waiter([&] {
+    int sig = 0;
+    sigwait(&signals, &sig);
+    std::fprintf(stderr, "quarry-server: signal %d, shutting down\n", sig);
+    (*server)->Shutdown();
+  });
+  (*server)->Wait();
+  // Wake the signal thread if the server stopped on its own.
+  pthread_kill(waiter.native_handle(), SIGTERM);
+  waiter.join();
+  return 0;
+}
