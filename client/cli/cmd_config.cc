@@ -1,0 +1,158 @@
+// quarry config validate | show | explain | presets
+#include <cstdio>
+#include <iostream>
+
+#include "absl/strings/str_cat.h"
+#include "cli/commands.h"
+#include "quarry/config_json.h"
+#include "quarry/config_validate.h"
+#include "quarry/layer_plan.h"
+#include "quarry/presets.h"
+
+namespace quarry::cli {
+namespace {
+
+struct ConfigSource {
+  std::string config_file;
+  std::string preset;
+  bool allow_unknown_keys = false;
+};
+
+void AddSourceOptions(CLI::App* sub, ConfigSource& src, bool required) {
+  auto* file = sub->add_option("--config", src.config_file, "Config in Quark's JSON format");
+  auto* preset = sub->add_option("--preset", src.preset,
+                                 "Named preset, e.g. int4_wo_128, fp8+kv_fp8 (see `quarry config "
+                                 "presets`)");
+  file->excludes(preset);
+  preset->excludes(file);
+  if (required) sub->require_option(1, 0);
+  sub->add_flag("--allow-unknown-keys", src.allow_unknown_keys,
+                "Report unknown JSON keys as warnings instead of errors");
+}
+
+Config LoadConfigOrDie(const ConfigSource& src, std::vector<std::string>* warnings) {
+  absl::StatusOr<Config> c;
+  if (!src.preset.empty()) {
+    c = PresetConfig(src.preset);
+  } else if (!src.config_file.empty()) {
+    c = ConfigFromJsonFile(src.config_file, JsonReadOptions{src.allow_unknown_keys}, warnings);
+  } else {
+    Fail(absl::InvalidArgumentError("give --config FILE or --preset NAME"));
+  }
+  if (!c.ok()) Fail(c.status());
+  return *std::move(c);
+}
+
+}  // namespace
+
+void AddConfigCommands(CLI::App& app, GlobalOptions& global) {
+  CLI::App* config = app.add_subcommand("config", "Validate, show and explain quantization configs");
+  config->require_subcommand(1);
+
+  // quarry config validate FILE [--model DIR]
+  {
+    auto* sub = config->add_subcommand("validate", "Check a config in Quark's JSON format; with "
+                                                   "--model also check it against the model's "
+                                                   "layer shapes");
+    static std::string file, model;
+    static bool allow_unknown = false;
+    sub->add_option("FILE", file, "Config JSON file")->required();
+    sub->add_option("--model", model, "Hugging Face model directory to check shapes against");
+    sub->add_flag("--allow-unknown-keys", allow_unknown,
+                  "Report unknown JSON keys as warnings instead of errors");
+    sub->callback([&global] {
+      std::vector<std::string> warnings;
+      auto c = ConfigFromJsonFile(file, JsonReadOptions{allow_unknown}, &warnings);
+      if (!c.ok()) Fail(c.status());
+      std::vector<ConfigIssue> issues = ValidateConfig(*c);
+      if (!model.empty()) {
+        auto modules = ListModelModules(model);
+        if (!modules.ok()) Fail(modules.status());
+        auto plan = ResolveLayerPlan(*c, *modules);
+        if (plan.ok()) issues.insert(issues.end(), plan->issues.begin(), plan->issues.end());
+      }
+      int errors = 0;
+      for (const auto& w : warnings) std::fprintf(stderr, "warning: %s\n", w.c_str());
+      for (const auto& i : issues) {
+        std::fprintf(stderr, "%s: %s\n", i.is_error() ? "error" : "warning", i.ToString().c_str());
+        errors += i.is_error();
+      }
+      if (global.json) {
+        std::printf("{\"valid\": %s, \"errors\": %d, \"warnings\": %zu}\n",
+                    errors == 0 ? "true" : "false", errors,
+                    warnings.size() + issues.size() - errors);
+      } else if (errors == 0) {
+        std::printf("%s: valid\n", file.c_str());
+      }
+      if (errors > 0) {
+        std::fprintf(stderr, "quarry: %s: %d error(s)\n", file.c_str(), errors);
+        throw CLI::RuntimeError(1);
+      }
+    });
+  }
+
+  // quarry config show (--preset NAME | --config FILE)
+  {
+    auto* sub = config->add_subcommand("show", "Print a preset (or a normalised config file) in "
+                                               "Quark's JSON format");
+    static ConfigSource src;
+    AddSourceOptions(sub, src, true);
+    sub->callback([] {
+      std::vector<std::string> warnings;
+      Config c = LoadConfigOrDie(src, &warnings);
+      for (const auto& w : warnings) std::fprintf(stderr, "warning: %s\n", w.c_str());
+      std::printf("%s\n", ConfigToJson(c).c_str());
+    });
+  }
+
+  // quarry config presets
+  {
+    auto* sub = config->add_subcommand("presets", "List the named presets");
+    sub->callback([&global] {
+      if (global.json) {
+        std::printf("[");
+        bool first = true;
+        for (const auto& p : ListPresets()) {
+          std::printf("%s{\"name\": \"%s\", \"description\": \"%s\"}", first ? "" : ", ",
+                      p.name.c_str(), p.description.c_str());
+          first = false;
+        }
+        std::printf("]\n");
+        return;
+      }
+      for (const auto& p : ListPresets())
+        std::printf("%-22s %s\n", p.name.c_str(), p.description.c_str());
+      std::printf("\nModifiers: NAME+kv_fp8 (fp8 KV cache), NAME+attn_fp8 (fp8 attention "
+                  "softmax), e.g. fp8+kv_fp8\n");
+    });
+  }
+
+  // quarry config explain --model DIR (--config FILE | --preset NAME) [--json]
+  {
+    auto* sub = config->add_subcommand(
+        "explain", "Show the per-layer plan of a config on a model directory (reads only "
+                   "config.json and the safetensors headers)");
+    static ConfigSource src;
+    static std::string model;
+    sub->add_option("--model", model, "Hugging Face model directory")->required();
+    AddSourceOptions(sub, src, false);
+    sub->callback([&global] {
+      std::vector<std::string> warnings;
+      Config c = LoadConfigOrDie(src, &warnings);
+      auto modules = ListModelModules(model);
+      if (!modules.ok()) Fail(modules.status());
+      auto plan = ResolveLayerPlan(c, *modules);
+      if (!plan.ok()) Fail(plan.status());
+      for (const auto& w : warnings) std::fprintf(stderr, "warning: %s\n", w.c_str());
+      if (global.json) {
+        std::printf("%s\n", PlanToJson(*plan).c_str());
+      } else {
+        std::printf("%s", PlanToTable(*plan).c_str());
+      }
+      for (const auto& i : plan->issues)
+        if (i.is_error()) throw CLI::RuntimeError(1);
+    });
+  }
+}
+
+}  // namespace quarry::cli
