@@ -18,7 +18,10 @@ struct GlobalOptions {
   bool json = false;   // --json: machine-readable output
 };
 
-void AddConfigCommands(CLI::App& app, GlobalOptions& global);
+void AddConfigCommands(CLI::App& app, GlobalOptions& global);   // cmd_config.cc
+void AddTensorCommands(CLI::App& app, GlobalOptions& global);   // cmd_tensor.cc
+void AddLocalCommands(CLI::App& app, GlobalOptions& global);    // cmd_local.cc (quantize-local, eval)
+void AddServiceCommands(CLI::App& app, GlobalOptions& global);  // cmd_service.cc (submit, watch, ...)
 
 // Prints "quarry: <message>" to stderr and throws CLI::RuntimeError with the exit code that fits
 // the status (3 for UNAVAILABLE / DEADLINE_EXCEEDED, else 1).

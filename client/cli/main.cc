@@ -35,6 +35,9 @@ int main(int argc, char** argv) {
                  "127.0.0.1:50051)");
   app.add_flag("--json", global.json, "Machine-readable JSON output");
   quarry::cli::AddConfigCommands(app, global);
+  quarry::cli::AddTensorCommands(app, global);
+  quarry::cli::AddLocalCommands(app, global);
+  quarry::cli::AddServiceCommands(app, global);
   try {
     app.parse(argc, argv);
   } catch (const CLI::RuntimeError& e) {  // a subcommand failed; it printed why

@@ -1,0 +1,93 @@
+// The quantization pipeline: a Hugging Face model directory + a Config + calibration data in,
+// a quantized model (Quark's HF export format) + report out. Layer by layer, so peak memory is
+// about one decoder layer plus the calibration activations:
+//   embed the calibration batch; for each decoder layer: load its weights only, run the configured
+//   algorithms (GPTQ, Qronos, ...), observe inputs/weights/outputs per the resolved plan (static
+//   observers accumulate over all samples), freeze, run the quantized layer to produce the next
+//   layer's inputs, write the layer out, free it.
+// Progress and log records go through JobObserver; cancellation is checked between layers (and
+// between linears inside long algorithm steps). Thread-compatible: one QuantizeModel call per
+// thread; the observer may be called from the calling thread only.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "quarry/quant_config.h"
+
+namespace quarry {
+
+enum class LogSeverity { kDebug = 0, kInfo = 1, kWarning = 2, kError = 3, kCritical = 4 };
+
+struct ProgressEvent {
+  std::string stage;        // "load", "calibrate", "algorithm", "quantize", "export", "eval", "done"
+  int layer_index = -1;     // 0-based decoder layer, -1 when not per layer
+  int num_layers = 0;
+  double fraction = 0;      // overall progress 0..1
+  double elapsed_seconds = 0;
+  double eta_seconds = -1;  // < 0 when unknown
+  std::string message;      // e.g. the linear being processed
+};
+
+// Callbacks from core to its caller (the worker, the CLI). Default: ignore everything.
+class JobObserver {
+ public:
+  virtual ~JobObserver() = default;
+  virtual void OnProgress(const ProgressEvent& event) {}
+  virtual void OnLog(LogSeverity severity, absl::string_view message) {}
+  // Polled between layers and between linears; true stops the job with CANCELLED.
+  virtual bool IsCancelled() { return false; }
+};
+
+struct CalibrationOptions {
+  std::string path;                 // JSONL with "text", plain text, or JSON token-id arrays
+  enum class Format { kAuto, kJsonl, kText, kTokens } format = Format::kAuto;
+  int num_samples = 128;            // Quark's num_calib_data default
+  int seq_len = 512;                // Quark's seq_len default; capped at the model's positions
+  uint64_t seed = 42;               // sample choice is deterministic given the seed
+};
+
+struct EvalOptions {
+  std::string path;                 // a text file, evaluated as one token stream
+  int seq_len = 256;                // window length (non-overlapping windows, first token unscored)
+  int max_windows = 0;              // 0 = all windows
+  bool float_baseline = true;       // also evaluate the unquantized model
+};
+
+struct ExportOptions {
+  bool real_quantized = true;       // packed codes + scales; false: fake-quantized float weights
+  bool pack_reorder = true;         // Quark's "reorder" int4 nibble order (else "order")
+  uint64_t max_shard_bytes = 0;     // 0 = a single model.safetensors
+  bool write_report = true;         // report.json + report.html
+};
+
+struct QuantizeOptions {
+  std::string model_dir;            // Hugging Face model directory (config.json + safetensors)
+  Config config;
+  CalibrationOptions calibration;
+  std::optional<EvalOptions> eval;  // evaluate before/after when set
+  ExportOptions export_options;
+  std::string output_dir;           // created; the exported model and report land here
+  std::string device = "cpu";       // "cpu", "cuda:N", "hip:N"
+  int threads = 0;                  // intra-op threads; 0 = all
+};
+
+struct QuantizeResult {
+  std::vector<std::string> files;   // written files, relative to output_dir
+  std::optional<double> perplexity_float;
+  std::optional<double> perplexity_quantized;
+  double seconds = 0;
+  uint64_t peak_rss_bytes = 0;      // process peak RSS observed during the run
+};
+
+// Runs the whole job. CANCELLED when the observer asked to stop; INVALID_ARGUMENT for a bad
+// config/model/data (the message names what was wrong); the output dir may then hold partial
+// files with a ".partial" suffix only.
+absl::StatusOr<QuantizeResult> QuantizeModel(const QuantizeOptions& options,
+                                             JobObserver* observer = nullptr);
+
+}  // namespace quarry
