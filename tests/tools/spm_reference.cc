@@ -8,6 +8,7 @@
 //       E <hex of the text's bytes>   ->  the ids of Encode(text), space separated
 //       D <id> <id> ...               ->  "OK <hex of Decode(ids)>" or "ERR <message>"
 //       P <id>                        ->  hex of IdToPiece(id)
+//       I                             ->  "<unk_id> <bos_id> <eos_id> <pad_id> <piece_size>"
 //   quarry_spm_reference train --input=... --model_prefix=... [other spm_train flags]
 //     Trains a model with SentencePieceTrainer::Train (the flags of spm_train).
 #include <cstdio>
@@ -88,6 +89,9 @@ int Serve(const char* model_path) {
       }
     } else if (op == 'P') {
       std::cout << ToHex(sp.IdToPiece(std::stoi(arg))) << "\n";
+    } else if (op == 'I') {
+      std::cout << sp.unk_id() << " " << sp.bos_id() << " " << sp.eos_id() << " " << sp.pad_id()
+                << " " << sp.GetPieceSize() << "\n";
     } else {
       std::cerr << "unknown request: " << line << "\n";
       return 2;
