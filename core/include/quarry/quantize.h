@@ -31,6 +31,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "quarry/packing.h"  // PackOrder and the packed layouts
 #include "quarry/quant_config.h"
 
 namespace quarry {
@@ -63,12 +64,6 @@ absl::StatusOr<at::Tensor> FakeQuantize(const at::Tensor& x, const QuantizationS
                                         const QuantParams& params);
 absl::StatusOr<at::Tensor> FakeQuantizeDynamic(const at::Tensor& x, const QuantizationSpec& spec);
 
-// Packing order of sub-byte integer codes in int32 words (Quark's pack_method).
-enum class PackOrder {
-  kReorder,  // Quark's default "reorder": nibble i of each int32 holds element {0,2,4,6,1,3,5,7}[i]
-  kOrder,    // "order": nibble i holds element i
-};
-
 // A really-quantized tensor: packed codes plus parameters. Layouts are documented with
 // static_asserts in quarry/packing.h.
 struct QuantizedTensor {
@@ -100,6 +95,13 @@ class TensorQuantizer {
   bool frozen() const { return frozen_; }
   // Parameters of the first stage after Freeze() (static specs only).
   const std::optional<QuantParams>& params() const { return params_; }
+  // Parameters of every stage after Freeze() (empty entries for dynamic stages).
+  const std::vector<QuantParams>& stage_params() const { return stage_params_; }
+  // Freezes a single-stage static quantizer with parameters chosen elsewhere (GPTQ picks a
+  // weight's scales itself; the KV-cache merge overrides k/v output scales). Replaces the
+  // parameters if already frozen. REQUIRES: one stage, not dynamic, params shaped as Compute()
+  // would shape them.
+  absl::Status SetFrozenParams(QuantParams params);
   const std::vector<QuantizationSpec>& stages() const { return stages_; }
 
  private:

@@ -1,0 +1,336 @@
+// Fast fake-quantization kernels. The unit of work is a "run": contiguous elements that share one
+// parameter (a group along the last axis, an MX block, a channel slice, or a chunk of a
+// per-tensor tensor). Each run is reduced (dynamic), turned into parameters with the reference
+// formulas, and quantized while it is in L1. Runs are spread over threads with at::parallel_for.
+#include "numerics/kernels/kernels.h"
+
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <limits>
+
+#include "numerics/kernels/simd_elements.h"
+#include "numerics/observers/observers.h"
+#include "numerics/reference/block_formats.h"
+#include "numerics/reference/fp_elements.h"
+#include "numerics/reference/int_grid.h"
+
+namespace quarry::numerics::kernels {
+namespace {
+
+constexpr int64_t kChunk = 16384;  // elements per per-tensor run / minimum work per task
+constexpr float kMagicLimit = 4194304.0f;  // 2^22
+
+// ----- Element loops (vectorized) -----
+
+// Integer grid over one run; falls back to the scalar reference when the grid is too wide for the
+// magic-number rounding (zero points beyond +-2^22, int16/int32 ranges).
+void FakeQuantIntRun(const float* __restrict x, float* __restrict y, int64_t n, float scale,
+                     float zp, float qmin, float qmax) {
+  IntGrid g;
+  g.scale = ref::EffectiveIntScale(scale);
+  g.inv = 1.0f / g.scale;
+  g.zp = zp;
+  g.lo = std::floor(qmin - zp) - 1.0f;
+  g.hi = std::ceil(qmax - zp) + 1.0f;
+  if (!(std::fabs(g.lo) < kMagicLimit && std::fabs(g.hi) < kMagicLimit)) {
+    for (int64_t i = 0; i < n; ++i) {
+      y[i] = ref::FakeQuantIntValue(x[i], scale, zp, qmin, qmax, RoundType::kHalfEven);
+    }
+    return;
+  }
+  for (int64_t i = 0; i < n; ++i) y[i] = FakeQuantIntHalfEven(x[i], g, qmin, qmax);
+}
+
+// Float element grid over one run: Q(x / s) * s (Quark divides by the scale).
+void FakeQuantFloatRun(const float* __restrict x, float* __restrict y, int64_t n, float scale,
+                       const FloatGrid& grid) {
+  const float s = scale == 0.0f ? kFloat32Eps : scale;
+  const FloatGrid g = grid;
+  for (int64_t i = 0; i < n; ++i) y[i] = QuantizeFloatGrid(x[i] / s, g) * s;
+}
+
+// min and max of a run (NaN anywhere -> NaN for both, as torch.aminmax).
+void MinMaxRun(const float* __restrict x, int64_t n, float* out_min, float* out_max) {
+  float mn = std::numeric_limits<float>::infinity();
+  float mx = -std::numeric_limits<float>::infinity();
+  int nan = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const float v = x[i];
+    mn = v < mn ? v : mn;
+    mx = v > mx ? v : mx;
+    nan |= (v != v);
+  }
+  if (nan) mn = mx = std::numeric_limits<float>::quiet_NaN();
+  *out_min = mn;
+  *out_max = mx;
+}
+
+float AbsMaxRun(const float* x, int64_t n) { return std::bit_cast<float>(AbsMaxBits(x, n)); }
+
+// ----- Runs of a layout -----
+
+// Layouts whose parameters are constant over contiguous runs: per_tensor (chunks), per_channel
+// with inner > 1, per_group with inner == 1. (Other layouts are transposed to rows first.)
+struct Runs {
+  int64_t count = 0;
+  int64_t length = 0;  // nominal run length (the last run of a row may be shorter)
+  // Run r: [begin, begin + len) of the data, parameter index param.
+  int64_t begin(int64_t r) const { return row_stride ? (r / per_row) * row_stride + (r % per_row) * length : r * length; }
+  int64_t len(int64_t r) const {
+    if (!row_stride) return std::min(length, total - r * length);
+    return std::min(length, row_stride - (r % per_row) * length);
+  }
+  int64_t param(int64_t r) const { return param_mod ? r % param_mod : r; }
+  int64_t row_stride = 0;  // per_group: elements per row (C)
+  int64_t per_row = 1;     // per_group: runs per row (G)
+  int64_t total = 0;       // per_tensor / per_channel: all elements
+  int64_t param_mod = 0;   // per_channel: C (run (o, c) uses c); per_tensor: 1
+};
+
+Runs MakeRuns(const Layout& l) {
+  Runs runs;
+  if (l.qscheme == QSchemeType::kPerTensor) {
+    runs.total = l.numel();
+    runs.length = kChunk;
+    runs.count = (runs.total + kChunk - 1) / kChunk;
+    runs.param_mod = 1;
+  } else if (l.qscheme == QSchemeType::kPerChannel) {  // requires inner > 1
+    runs.total = l.numel();
+    runs.length = l.inner;
+    runs.count = l.outer * l.channels;
+    runs.param_mod = l.channels;
+  } else {  // per_group rows: [outer * inner rows, channels] with inner == 1
+    runs.row_stride = l.channels;
+    runs.length = l.group;
+    runs.per_row = l.groups;
+    runs.count = l.outer * l.inner * l.groups;
+  }
+  return runs;
+}
+
+template <typename Fn>
+void ParallelRuns(const Runs& runs, Fn&& fn) {
+  const int64_t grain = std::max<int64_t>(1, kChunk / std::max<int64_t>(runs.length, 1));
+  at::parallel_for(0, runs.count, grain, [&](int64_t b, int64_t e) {
+    for (int64_t r = b; r < e; ++r) fn(r, runs.begin(r), runs.len(r));
+  });
+}
+
+// The layout of per_group rows: x moved to [outer * inner, channels].
+Layout RowsLayout(const Layout& l) {
+  Layout rows = l;
+  rows.outer = l.outer * l.inner;
+  rows.inner = 1;
+  return rows;
+}
+
+bool IntFast(const QuantPlan& plan) {
+  return plan.family == Family::kInt && plan.round == RoundType::kHalfEven &&
+         (plan.qmax - plan.qmin) <= 65535;
+}
+bool FloatFast(const QuantPlan& plan) {
+  return (plan.family == Family::kFloat || plan.family == Family::kMx) && plan.format != nullptr;
+}
+
+// Per-parameter element loop for the run-shaped layouts.
+void ApplyRuns(const QuantPlan& plan, const Layout& l, const float* x, float* y, const float* scale,
+               const float* zp) {
+  const Runs runs = MakeRuns(l);
+  if (plan.family == Family::kInt) {
+    const float qmin = static_cast<float>(plan.qmin), qmax = static_cast<float>(plan.qmax);
+    ParallelRuns(runs, [&](int64_t r, int64_t b, int64_t n) {
+      const int64_t p = runs.param(r);
+      FakeQuantIntRun(x + b, y + b, n, scale[p], zp ? zp[p] : 0.0f, qmin, qmax);
+    });
+  } else {
+    const FloatGrid grid = MakeFloatGrid(*plan.format);
+    ParallelRuns(runs, [&](int64_t r, int64_t b, int64_t n) {
+      FakeQuantFloatRun(x + b, y + b, n, scale[runs.param(r)], grid);
+    });
+  }
+}
+
+// per_channel with the channel axis last (inner == 1): parameters vary along each row.
+void ApplyColumns(const QuantPlan& plan, const Layout& l, const float* x, float* y,
+                  const float* scale, const float* zp) {
+  const int64_t rows = l.outer, cols = l.channels;
+  if (plan.family == Family::kInt) {
+    const float qmin = static_cast<float>(plan.qmin), qmax = static_cast<float>(plan.qmax);
+    std::vector<IntGrid> grid(cols);
+    bool fits = true;
+    for (int64_t c = 0; c < cols; ++c) {
+      IntGrid& g = grid[c];
+      g.scale = ref::EffectiveIntScale(scale[c]);
+      g.inv = 1.0f / g.scale;
+      g.zp = zp ? zp[c] : 0.0f;
+      g.lo = std::floor(qmin - g.zp) - 1.0f;
+      g.hi = std::ceil(qmax - g.zp) + 1.0f;
+      fits = fits && std::fabs(g.lo) < kMagicLimit && std::fabs(g.hi) < kMagicLimit;
+    }
+    const int64_t grain = std::max<int64_t>(1, kChunk / std::max<int64_t>(cols, 1));
+    at::parallel_for(0, rows, grain, [&](int64_t b, int64_t e) {
+      for (int64_t r = b; r < e; ++r) {
+        const float* __restrict xr = x + r * cols;
+        float* __restrict yr = y + r * cols;
+        if (!fits) {
+          for (int64_t c = 0; c < cols; ++c) {
+            yr[c] = ref::FakeQuantIntValue(xr[c], scale[c], zp ? zp[c] : 0.0f, qmin, qmax,
+                                           RoundType::kHalfEven);
+          }
+        } else {
+          for (int64_t c = 0; c < cols; ++c) yr[c] = FakeQuantIntHalfEven(xr[c], grid[c], qmin, qmax);
+        }
+      }
+    });
+    return;
+  }
+  const FloatGrid g = MakeFloatGrid(*plan.format);
+  std::vector<float> s(cols);
+  for (int64_t c = 0; c < cols; ++c) s[c] = scale[c] == 0.0f ? kFloat32Eps : scale[c];
+  const int64_t grain = std::max<int64_t>(1, kChunk / std::max<int64_t>(cols, 1));
+  at::parallel_for(0, rows, grain, [&](int64_t b, int64_t e) {
+    for (int64_t r = b; r < e; ++r) {
+      const float* __restrict xr = x + r * cols;
+      float* __restrict yr = y + r * cols;
+      const float* __restrict sc = s.data();
+      for (int64_t c = 0; c < cols; ++c) yr[c] = QuantizeFloatGrid(xr[c] / sc[c], g) * sc[c];
+    }
+  });
+}
+
+}  // namespace
+
+bool HasFastPath(const QuantPlan& plan) { return IntFast(plan) || FloatFast(plan); }
+
+bool HasFusedDynamicPath(const QuantPlan& plan) {
+  if (plan.scale_rounding.has_value()) return false;
+  const std::string& obs = plan.observer;
+  const bool range_observer = obs == "PerTensorMinMaxObserver" || obs == "PerChannelMinMaxObserver" ||
+                              obs == "PerGroupMinMaxObserver" || obs == "PerBlockMXObserver";
+  if (!range_observer) return false;
+  if (plan.family == Family::kInt) return IntFast(plan) && !plan.pof2;
+  return FloatFast(plan) && plan.scale_format != ScaleFormat::kE4M3;
+}
+
+at::Tensor FakeQuantizeWithParams(const QuantPlan& plan, const Layout& layout, const at::Tensor& x,
+                                  const at::Tensor& scale, const at::Tensor& zero_point) {
+  if (!HasFastPath(plan)) return at::Tensor();
+  const float* zp = zero_point.defined() ? zero_point.data_ptr<float>() : nullptr;
+  if (layout.qscheme == QSchemeType::kPerChannel && layout.inner == 1) {
+    at::Tensor y = at::empty_like(x);
+    ApplyColumns(plan, layout, x.data_ptr<float>(), y.data_ptr<float>(), scale.data_ptr<float>(), zp);
+    return y;
+  }
+  if (layout.qscheme == QSchemeType::kPerGroup && layout.inner != 1) {
+    const Layout rows = RowsLayout(layout);
+    const at::Tensor xr = ToRows(x, layout);
+    const at::Tensor sr = ParamsToRows(scale, layout);
+    const at::Tensor zr = zero_point.defined() ? ParamsToRows(zero_point, layout) : at::Tensor();
+    at::Tensor yr = at::empty_like(xr);
+    ApplyRuns(plan, rows, xr.data_ptr<float>(), yr.data_ptr<float>(), sr.data_ptr<float>(),
+              zr.defined() ? zr.data_ptr<float>() : nullptr);
+    return FromRows(yr, layout);
+  }
+  at::Tensor y = at::empty_like(x);
+  ApplyRuns(plan, layout, x.data_ptr<float>(), y.data_ptr<float>(), scale.data_ptr<float>(), zp);
+  return y;
+}
+
+bool FakeQuantizeDynamic(const QuantPlan& plan, const Layout& layout, const at::Tensor& x,
+                         at::Tensor* y_out, QuantParams* params) {
+  if (!HasFusedDynamicPath(plan)) return false;
+  // Layouts whose parameters span several runs: reduce first, then apply.
+  const bool fused = layout.qscheme == QSchemeType::kPerGroup ||
+                     (layout.qscheme == QSchemeType::kPerChannel && layout.outer == 1 &&
+                      layout.inner > 1);
+  const bool int_family = plan.family == Family::kInt;
+  const int64_t np = layout.num_params();
+  at::Tensor scale = at::empty({np}, at::kFloat);
+  at::Tensor zp = at::zeros({np}, at::kFloat);
+  if (!fused) {
+    // per_tensor / per_channel over several runs: a parallel reduction, then the apply kernels.
+    at::Tensor mn = at::empty({np}, at::kFloat), mx = at::empty({np}, at::kFloat);
+    if (layout.qscheme == QSchemeType::kPerTensor) {
+      const Runs runs = MakeRuns(layout);
+      std::vector<float> rmin(runs.count), rmax(runs.count);
+      const float* xs = x.data_ptr<float>();
+      ParallelRuns(runs, [&](int64_t r, int64_t b, int64_t n) { MinMaxRun(xs + b, n, &rmin[r], &rmax[r]); });
+      float lo = std::numeric_limits<float>::infinity(), hi = -lo;
+      bool nan = false;
+      for (int64_t r = 0; r < runs.count; ++r) {
+        nan = nan || std::isnan(rmin[r]);
+        lo = std::min(lo, rmin[r]);
+        hi = std::max(hi, rmax[r]);
+      }
+      if (nan) lo = hi = std::numeric_limits<float>::quiet_NaN();
+      mn.fill_(lo);
+      mx.fill_(hi);
+    } else {
+      return false;  // per_channel spanning several runs: the observer's reduction is used
+    }
+    QuantParams p = ParamsFromRange(plan, mn, mx, layout.param_shape);
+    at::Tensor s = p.scale.reshape({-1}).contiguous();
+    at::Tensor z = p.zero_point.defined() ? p.zero_point.to(at::kFloat).reshape({-1}).contiguous()
+                                          : at::Tensor();
+    *y_out = FakeQuantizeWithParams(plan, layout, x, s, z);
+    *params = std::move(p);
+    return true;
+  }
+
+  const Layout rows = layout.qscheme == QSchemeType::kPerGroup ? RowsLayout(layout) : layout;
+  const at::Tensor xr = (layout.qscheme == QSchemeType::kPerGroup && layout.inner != 1)
+                            ? ToRows(x, layout)
+                            : x;
+  at::Tensor yr = at::empty_like(xr);
+  const Runs runs = MakeRuns(rows);
+  const float* xs = xr.data_ptr<float>();
+  float* ys = yr.data_ptr<float>();
+  float* s = scale.data_ptr<float>();
+  float* z = zp.data_ptr<float>();
+  if (int_family) {
+    const float qmin = static_cast<float>(plan.qmin), qmax = static_cast<float>(plan.qmax);
+    ParallelRuns(runs, [&](int64_t r, int64_t b, int64_t n) {
+      float mn, mx;
+      MinMaxRun(xs + b, n, &mn, &mx);
+      const ref::IntParams ip =
+          ref::IntParamsFromMinMax(mn, mx, plan.qmin, plan.qmax, plan.symmetric, plan.float_zero_point);
+      s[r] = ip.scale;
+      z[r] = ip.zero_point;
+      FakeQuantIntRun(xs + b, ys + b, n, ip.scale, ip.zero_point, qmin, qmax);
+    });
+  } else {
+    const FloatGrid grid = MakeFloatGrid(*plan.format);
+    const bool mx_scale = plan.family == Family::kMx;
+    const float max_norm = plan.format->max_norm;
+    ParallelRuns(runs, [&](int64_t r, int64_t b, int64_t n) {
+      const float amax = AbsMaxRun(xs + b, n);
+      float sc;
+      if (mx_scale) {
+        sc = ref::MxScale(amax, plan.mx_mbits, plan.mx_emax, plan.mode);
+      } else {
+        sc = amax / max_norm;
+        sc = sc == 0.0f ? kFloat32Eps : sc;
+      }
+      s[r] = sc;
+      FakeQuantFloatRun(xs + b, ys + b, n, sc, grid);
+    });
+  }
+  // Runs are numbered in rows order: for per_group that is [outer * inner, groups].
+  if (layout.qscheme == QSchemeType::kPerGroup) {
+    *y_out = layout.inner != 1 ? FromRows(yr, layout) : yr;
+    scale = ParamsFromRows(scale.reshape({rows.outer, layout.groups}), layout);
+    zp = ParamsFromRows(zp.reshape({rows.outer, layout.groups}), layout);
+  } else {
+    *y_out = yr;
+    scale = scale.reshape(layout.param_shape);
+    zp = zp.reshape(layout.param_shape);
+  }
+  params->scale = scale;
+  if (int_family) params->zero_point = plan.float_zero_point ? zp : zp.to(at::kInt);
+  return true;
+}
+
+}  // namespace quarry::numerics::kernels

@@ -1,0 +1,132 @@
+// Statistics shared by the observers and Quark's parameter formulas (calculate_qparams).
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "numerics/observers/observers.h"
+#include "numerics/reference/block_formats.h"
+#include "numerics/reference/fp_elements.h"
+#include "numerics/reference/int_grid.h"
+
+namespace quarry::numerics {
+namespace {
+
+constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
+
+float NanMin(float a, float b) { return (std::isnan(a) || std::isnan(b)) ? kNaN : (b < a ? b : a); }
+float NanMax(float a, float b) { return (std::isnan(a) || std::isnan(b)) ? kNaN : (b > a ? b : a); }
+
+// Calls fn(param_index, element_index) for every element, walking [O, C, I] without divisions.
+template <typename Fn>
+void ForEachElement(const Layout& l, Fn&& fn) {
+  int64_t i = 0;
+  for (int64_t o = 0; o < l.outer; ++o) {
+    for (int64_t c = 0; c < l.channels; ++c) {
+      for (int64_t n = 0; n < l.inner; ++n, ++i) {
+        int64_t p = 0;
+        if (l.qscheme == QSchemeType::kPerChannel) {
+          p = c;
+        } else if (l.qscheme == QSchemeType::kPerGroup) {
+          p = (o * l.groups + c / l.group) * l.inner + n;
+        }
+        fn(p, i);
+      }
+    }
+  }
+}
+
+float AmaxOf(float min, float max) {
+  return NanMax(std::fabs(NanMin(min, 0.0f)), std::fabs(NanMax(max, 0.0f)));
+}
+
+}  // namespace
+
+Range ComputeRange(const Layout& layout, const at::Tensor& x) {
+  const int64_t np = layout.num_params();
+  Range r{at::full({np}, std::numeric_limits<float>::infinity(), at::kFloat),
+          at::full({np}, -std::numeric_limits<float>::infinity(), at::kFloat)};
+  float* mn = r.min.data_ptr<float>();
+  float* mx = r.max.data_ptr<float>();
+  const float* xs = x.data_ptr<float>();
+  ForEachElement(layout, [&](int64_t p, int64_t i) {
+    mn[p] = NanMin(mn[p], xs[i]);
+    mx[p] = NanMax(mx[p], xs[i]);
+  });
+  return r;
+}
+
+at::Tensor ComputeAbsMax(const Layout& layout, const at::Tensor& x, bool nan_to_zero) {
+  at::Tensor amax = at::zeros({layout.num_params()}, at::kFloat);
+  float* a = amax.data_ptr<float>();
+  const float* xs = x.data_ptr<float>();
+  ForEachElement(layout, [&](int64_t p, int64_t i) {
+    const float v = nan_to_zero ? ref::NanToZero(xs[i]) : xs[i];
+    a[p] = NanMax(a[p], std::fabs(v));
+  });
+  return amax;
+}
+
+QuantParams ParamsFromRange(const QuantPlan& plan, const at::Tensor& min_t, const at::Tensor& max_t,
+                            at::IntArrayRef param_shape, std::optional<float> first_level_max) {
+  const int64_t n = min_t.numel();
+  const float* mn = min_t.data_ptr<float>();
+  const float* mx = max_t.data_ptr<float>();
+  at::Tensor scale = at::empty({n}, at::kFloat);
+  float* s = scale.data_ptr<float>();
+  QuantParams params;
+
+  if (plan.family == Family::kInt) {
+    at::Tensor zp = at::empty({n}, at::kFloat);
+    float* z = zp.data_ptr<float>();
+    for (int64_t p = 0; p < n; ++p) {
+      const ref::IntParams ip =
+          plan.pof2 ? ref::Pof2ParamsFromMinMax(mn[p], mx[p], plan.qmin, plan.qmax, plan.symmetric)
+                    : ref::IntParamsFromMinMax(mn[p], mx[p], plan.qmin, plan.qmax, plan.symmetric,
+                                               plan.float_zero_point);
+      s[p] = ip.scale;
+      z[p] = ip.zero_point;
+    }
+    // Quark's pow2 observers: symmetric uint8 moves zero point 127 to 128 (per channel only when
+    // every channel has 127).
+    if (plan.pof2 && plan.symmetric && plan.element == Dtype::kUint8 && n > 0 &&
+        std::all_of(z, z + n, [](float v) { return v == 127.0f; })) {
+      std::fill(z, z + n, 128.0f);
+    }
+    params.scale = RoundScaleStorage(plan, scale).reshape(param_shape);
+    params.zero_point = (plan.float_zero_point ? zp : zp.to(at::kInt)).reshape(param_shape);
+    return params;
+  }
+
+  const FloatFormat* f = plan.format;
+  if (plan.family == Family::kMx) {
+    for (int64_t p = 0; p < n; ++p) {
+      s[p] = ref::MxScale(AmaxOf(mn[p], mx[p]), plan.mx_mbits, plan.mx_emax, plan.mode);
+    }
+  } else if (plan.scale_format == ScaleFormat::kE4M3) {
+    // Two-level scale (NVFP4-style): scale = e4m3(amax/qmax * t) / t, t = 448 * qmax / max(amax).
+    // Quark computes qmax / global_amax as reciprocal(global_amax) * qmax. A tensor of zeros makes
+    // Quark's t infinite and every scale NaN; Quarry gives scale 0 (used as eps, as for 0 scales).
+    const FloatFormat* e4m3 = FloatFormatOf(Dtype::kFp8E4M3);
+    float global_amax = 0.0f;
+    for (int64_t p = 0; p < n; ++p) global_amax = NanMax(global_amax, AmaxOf(mn[p], mx[p]));
+    const float two_level = 448.0f * ((1.0f / global_amax) * f->max_norm);
+    for (int64_t p = 0; p < n; ++p) {
+      const float local = AmaxOf(mn[p], mx[p]) / f->max_norm;
+      s[p] = global_amax == 0.0f
+                 ? 0.0f
+                 : ref::DecodeFp8(ref::EncodeFp8(local * two_level, *e4m3), *e4m3) / two_level;
+    }
+  } else {
+    const float divisor = first_level_max ? static_cast<float>(static_cast<double>(*first_level_max) *
+                                                               static_cast<double>(f->max_norm))
+                                          : f->max_norm;
+    for (int64_t p = 0; p < n; ++p) {
+      const float v = AmaxOf(mn[p], mx[p]) / divisor;
+      s[p] = v == 0.0f ? kFloat32Eps : v;
+    }
+  }
+  params.scale = RoundScaleStorage(plan, scale).reshape(param_shape);
+  return params;
+}
+
+}  // namespace quarry::numerics
