@@ -24,7 +24,7 @@
 //   fp4 (e2m1)       uint8, ceil(n/2) bytes   2 codes per byte, element 2k in the low nibble
 //   fp6_e2m3/e3m2    uint8, ceil(n/4)*3 bytes 4 codes per 3 bytes (Quark Pack_fp6)
 //   mx (element e)   as element e above; mx int8 elements are int8 in [-127, 127]
-//   mx6 / mx9        int8 / int16, n          signed mantissa relative to the fine step
+//   mx6 / mx9        int8 / int16, n          sign-magnitude mantissa on the fine step
 //                                             2^(E - quant_bit + 1) (see Mx6Mx9 below)
 //   bfp16            int8, n                  signed 8-bit mantissa, value = code * scale
 // Scales: float32 (QuantParams::scale) except MX, whose per-block scales are E8M0 bytes (uint8,
@@ -158,10 +158,29 @@ static_assert(E8M0FromExponent(0) == 127 && E8M0ToExponent(254) == 127, "E8M0 bi
 // Quark's fake quantization gives each element the value q * 2^(E - d - quant_bit + 2), with E the
 // block's shared exponent (scale 2^E), d in {0, 1} the micro-exponent of its pair and |q| within
 // 2^(quant_bit - 1 + d). Quarry stores c = q * 2^(1 - d), the mantissa on the fine step
-// 2^(E - quant_bit + 1): lossless (d = 0 gives even c) and one integer per element. MX6
-// (quant_bit 5) fits int8 (|c| <= 32), MX9 (quant_bit 8) int16 (|c| <= 256).
+// 2^(E - quant_bit + 1): lossless (d = 0 gives even c) and one integer per element. Codes are
+// sign-magnitude so that -0 survives (Quark's round(x / s) * s keeps it): MX6 (quant_bit 5) in
+// int8 bits as sign << 7 | |c| (|c| <= 32), MX9 (quant_bit 8) in int16 bits as sign << 15 | |c|
+// (|c| <= 256). The all-ones magnitude (0x7f / 0x7fff) is NaN (a NaN input stays NaN in Quark).
 inline constexpr int kMx6QuantBit = 5;
 inline constexpr int kMx9QuantBit = 8;
+constexpr int32_t SignMagnitudeCode(bool negative, int32_t magnitude, int width_bits) {
+  return negative ? static_cast<int32_t>((1u << (width_bits - 1)) | static_cast<uint32_t>(magnitude))
+                  : magnitude;
+}
+// (negative, magnitude) of a sign-magnitude code stored in `width_bits` bits.
+constexpr bool SignMagnitudeNegative(int32_t code, int width_bits) {
+  return ((static_cast<uint32_t>(code) >> (width_bits - 1)) & 1u) != 0;
+}
+constexpr int32_t SignMagnitudeValue(int32_t code, int width_bits) {
+  return static_cast<int32_t>(static_cast<uint32_t>(code) & ((1u << (width_bits - 1)) - 1));
+}
+constexpr int32_t SignMagnitudeNaN(int width_bits) {
+  return static_cast<int32_t>((1u << (width_bits - 1)) - 1);
+}
+static_assert(SignMagnitudeValue(SignMagnitudeCode(true, 5, 8), 8) == 5, "MX6 magnitude");
+static_assert(SignMagnitudeNaN(8) == 0x7F && SignMagnitudeNaN(16) == 0x7FFF, "MX6/MX9 NaN codes");
+static_assert(SignMagnitudeNegative(SignMagnitudeCode(true, 0, 16), 16), "MX9 keeps -0");
 
 }  // namespace packing
 }  // namespace quarry

@@ -2,24 +2,35 @@
 // turn observed tensors into quantization parameters, fake quantization (quantize-dequantize in
 // float), real quantization into packed storage, and dequantization back.
 //
-// Contracts (the detailed numeric contract is ../shared/oracle/INDEX.md, mirrored in
-// tests/numerics/):
+// Contracts (the detailed numeric contract is tests/data/oracle/INDEX.md; the scalar references
+// in src/numerics/reference/ document every formula and edge case):
 // - Every format has a plain scalar reference (quarry::numerics::ref) and a fast path; fast paths
 //   are tested against the reference with a named error bound (bit-exact for every format here).
 // - Parameter shapes: per_tensor -> scale []; per_channel on axis a -> [x.size(a)];
 //   per_group / MX / MX6 / MX9 / BFP16 with group size g along axis a -> x's shape with dim a
-//   replaced by ceil(x.size(a) / g) (a tail group shorter than g is allowed; MX pads it with
-//   zeros for its amax).
-// - Scales are float32 (MX/BFP: the power of two 2^e as float32). Zero points are int32 or
-//   float32 per zero_point_type; float formats and MX have an undefined zero_point.
+//   replaced by ceil(x.size(a) / g) (a tail group shorter than g is allowed, for integer
+//   per_group too, where Quark raises; MX pads it with zeros for its amax). group_size -1 is the
+//   whole axis; BFP16 always uses blocks of 8 (Quark); MX6/MX9 need an even block size.
+// - Scales are float32 (MX/BFP: the power of two 2^e as float32; scale_type float16 / bfloat16
+//   rounds them to that precision). Zero points are int32 or float32 per zero_point_type; float
+//   formats and MX have an undefined zero_point. Scales are computed in float32 from the exact
+//   input values whatever the input dtype (Quark computes bf16/fp16 inputs' scales in that dtype).
 // - Dequantize(Quantize(x)) == FakeQuantize(x) bit for bit. Quark's real_quantize rounds
 //   round(x/s + zp) while its fake quantize rounds round(x/s) + zp; they differ on exact ties when
 //   zp is odd. We use the fake-quant rounding for both, so a deployed model computes what
-//   calibration saw.
-// - NaN/Inf inputs never crash; they propagate as Quark's reference does (documented per format
-//   in src/numerics/).
+//   calibration saw. Exceptions: float32 zero points (fake quantization's round(x/s) + zp is not
+//   an integer, so codes use Quark's real rounding); values with no code (NaN in integer formats
+//   -> 0, NaN / +-Inf in fp4 / fp6 -> 0 / +-max); MX6/MX9 blocks with exponent 127.
+//   MX scales must be powers of two within E8M0's range (2^-127..2^127) or NaN; others are an
+//   InvalidArgument from Quantize. Dequantize returns float32.
+// - NaN/Inf inputs never crash; they propagate as Quark's reference does, except where Quark is
+//   undefined (its per_tensor integer CPU kernel casts NaN/Inf to int64): integer formats give NaN
+//   for NaN and saturate +-Inf. Per format in src/numerics/reference/*.h.
 // - Inputs may be float32, bfloat16 or float16 on any device; outputs of FakeQuantize have the
-//   input's dtype and device. CPU float32 takes the fused fast path.
+//   input's dtype and device (computed on the CPU in float32). CPU float32 takes the fused fast
+//   path where one exists (integer grids, fp8/fp6/fp4, OCP MX with float elements).
+// - Observers follow Quark's classes (observer_cls), with its bugs fixed where they are plain
+//   bugs: see src/numerics/observers/observers.h.
 // Thread-safety: free functions are thread-safe; an Observer / TensorQuantizer is not (one per
 // tensor being observed).
 #pragma once
@@ -93,9 +104,11 @@ class TensorQuantizer {
   absl::StatusOr<at::Tensor> Apply(const at::Tensor& x) const;
   bool is_dynamic() const;
   bool frozen() const { return frozen_; }
-  // Parameters of the first stage after Freeze() (static specs only).
+  // Parameters of the first stage after Freeze() (static specs only), with its scales already
+  // quantized by a following scale stage (ScaleQuantSpec).
   const std::optional<QuantParams>& params() const { return params_; }
-  // Parameters of every stage after Freeze() (empty entries for dynamic stages).
+  // Parameters of every stage after Freeze() (empty entries for dynamic stages); for a
+  // ScaleQuantSpec, element 1 holds the scale stage's own parameters (e.g. NVFP4's global scale).
   const std::vector<QuantParams>& stage_params() const { return stage_params_; }
   // Freezes a single-stage static quantizer with parameters chosen elsewhere (GPTQ picks a
   // weight's scales itself; the KV-cache merge overrides k/v output scales). Replaces the

@@ -8,7 +8,8 @@
 //   use Quark's real_quantize formula clamp(round(x / s + zp)) and dequantize to (q - zp) * s.
 // - values that have no code: NaN in integer formats (stored as the zero point, i.e. 0), NaN in
 //   fp4/fp6 (code 0) and +-Inf in fp4/fp6 (stored as +-max); MX6/MX9 blocks with exponent 127
-//   whose clamp bound FLT_MAX / s is not an integer (the code is rounded).
+//   whose clamp bound FLT_MAX / s is not an integer (the code is rounded). (BFP16 maps NaN/Inf
+//   to 0 itself; MX6/MX9 have a NaN code.)
 // - MX scales must be E8M0-representable powers of two (2^-127 .. 2^127, or NaN).
 #include <cmath>
 #include <limits>
@@ -145,7 +146,10 @@ absl::StatusOr<at::Tensor> ComputeCodes(const QuantPlan& plan, const Layout& lay
         const ref::Mx6Mx9Value v =
             ref::QuantizeMx6Mx9Element(xs[i], partner, std::ilogb(s[p]), plan.quant_bit);
         const float fine = std::nearbyint(v.q) * static_cast<float>(v.d == 0 ? 2 : 1);
-        c[i] = std::isnan(fine) ? 0 : static_cast<int32_t>(fine);
+        const int width = plan.quant_bit == packing::kMx6QuantBit ? 8 : 16;
+        c[i] = std::isnan(fine) ? packing::SignMagnitudeNaN(width)
+                                : packing::SignMagnitudeCode(std::signbit(fine),
+                                                             static_cast<int32_t>(std::fabs(fine)), width);
         break;
       }
       case Family::kBfp16: {
@@ -268,10 +272,16 @@ absl::StatusOr<at::Tensor> Dequantize(const QuantizedTensor& q, const Quantizati
             ys[i] = v * EffectiveFloatScale(s[p]);
           }
           break;
-        case Family::kMx6Mx9:
-          ys[i] = static_cast<float>(code) *
-                  ref::Pow2(static_cast<float>(std::ilogb(s[p]) - plan.quant_bit + 1));
+        case Family::kMx6Mx9: {
+          const int width = plan.quant_bit == packing::kMx6QuantBit ? 8 : 16;
+          const int32_t m = packing::SignMagnitudeValue(code, width);
+          const float magnitude = m == packing::SignMagnitudeNaN(width)
+                                      ? std::numeric_limits<float>::quiet_NaN()
+                                      : static_cast<float>(m);
+          const float fine = packing::SignMagnitudeNegative(code, width) ? -magnitude : magnitude;
+          ys[i] = fine * ref::Pow2(static_cast<float>(std::ilogb(s[p]) - plan.quant_bit + 1));
           break;
+        }
         case Family::kBfp16:
           ys[i] = ref::DequantizeIntValue(static_cast<float>(code), s[p], 0.0f);
           break;

@@ -7,6 +7,7 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <bit>
 #include <atomic>
 #include <cmath>
 #include <limits>
@@ -52,20 +53,30 @@ void FakeQuantFloatRun(const float* __restrict x, float* __restrict y, int64_t n
   for (int64_t i = 0; i < n; ++i) y[i] = QuantizeFloatGrid(x[i] / s, g) * s;
 }
 
-// min and max of a run (NaN anywhere -> NaN for both, as torch.aminmax).
+// min and max of a run (NaN anywhere -> NaN for both, as torch.aminmax; -0 orders below +0, as
+// in the reference). Reduced on order-preserving int32 keys so the loop vectorizes.
 void MinMaxRun(const float* __restrict x, int64_t n, float* out_min, float* out_max) {
-  float mn = std::numeric_limits<float>::infinity();
-  float mx = -std::numeric_limits<float>::infinity();
-  int nan = 0;
+  int32_t lo = std::numeric_limits<int32_t>::max();
+  int32_t hi = std::numeric_limits<int32_t>::min();
+  int32_t nan = 0;
   for (int64_t i = 0; i < n; ++i) {
-    const float v = x[i];
-    mn = v < mn ? v : mn;
-    mx = v > mx ? v : mx;
-    nan |= (v != v);
+    const int32_t bits = static_cast<int32_t>(std::bit_cast<uint32_t>(x[i]));
+    const int32_t key = OrderedKey(bits);
+    lo = key < lo ? key : lo;
+    hi = key > hi ? key : hi;
+    nan |= (bits & 0x7FFFFFFF) > 0x7F800000;
   }
-  if (nan) mn = mx = std::numeric_limits<float>::quiet_NaN();
-  *out_min = mn;
-  *out_max = mx;
+  if (n == 0) {  // the empty range, as the reference's initial values
+    *out_min = std::numeric_limits<float>::infinity();
+    *out_max = -std::numeric_limits<float>::infinity();
+    return;
+  }
+  if (nan) {
+    *out_min = *out_max = std::numeric_limits<float>::quiet_NaN();
+    return;
+  }
+  *out_min = std::bit_cast<float>(static_cast<uint32_t>(OrderedKey(lo)));
+  *out_max = std::bit_cast<float>(static_cast<uint32_t>(OrderedKey(hi)));
 }
 
 float AbsMaxRun(const float* x, int64_t n) { return std::bit_cast<float>(AbsMaxBits(x, n)); }

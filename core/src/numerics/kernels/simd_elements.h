@@ -74,6 +74,10 @@ inline float QuantizeFloatGrid(float v, const FloatGrid& g) {
   return std::bit_cast<float>(g.fp8 ? fp8_bits : mini_bits);
 }
 
+// Order-preserving int32 key of a float's bits (negative floats have their magnitude bits
+// flipped): key(a) < key(b) iff a < b for non-NaN a, b, with -0 below +0. Its own inverse.
+inline int32_t OrderedKey(int32_t bits) { return bits ^ ((bits >> 31) & 0x7FFFFFFF); }
+
 // max |x| over n floats as the bit pattern of |x| (NaN patterns compare above Inf, so a NaN
 // anywhere gives a NaN maximum, as torch.max).
 inline uint32_t AbsMaxBits(const float* x, int64_t n) {

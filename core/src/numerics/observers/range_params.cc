@@ -13,8 +13,18 @@ namespace {
 
 constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
 
-float NanMin(float a, float b) { return (std::isnan(a) || std::isnan(b)) ? kNaN : (b < a ? b : a); }
-float NanMax(float a, float b) { return (std::isnan(a) || std::isnan(b)) ? kNaN : (b > a ? b : a); }
+// NaN-propagating min / max (torch.aminmax, torch.max). Between +0 and -0, -0 is the smaller:
+// the result does not depend on the order of the elements (which torch leaves unspecified).
+float NanMin(float a, float b) {
+  if (std::isnan(a) || std::isnan(b)) return kNaN;
+  if (a == b) return std::signbit(a) ? a : b;
+  return b < a ? b : a;
+}
+float NanMax(float a, float b) {
+  if (std::isnan(a) || std::isnan(b)) return kNaN;
+  if (a == b) return std::signbit(a) ? b : a;
+  return b > a ? b : a;
+}
 
 // Calls fn(param_index, element_index) for every element, walking [O, C, I] without divisions.
 template <typename Fn>
