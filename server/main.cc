@@ -25,6 +25,8 @@ int main(int argc, char** argv) {
                  "cpu, cuda:N or hip:N")->capture_default_str();
   app.add_option("--local-worker-threads", o.local_worker_threads, "Compute threads per local "
                  "worker (0 = hardware threads / local workers)")->capture_default_str();
+  app.add_option("--local-worker-log", o.local_worker_log, "Append local workers' output to "
+                 "this file (default: the server's stderr)");
   app.add_option("--metrics-listen", o.metrics_listen, "host:port of the Prometheus text "
                  "metrics endpoint (empty = disabled)");
   app.add_option("--max-message-bytes", o.max_message_bytes, "Largest gRPC message accepted "
@@ -46,6 +48,9 @@ int main(int argc, char** argv) {
                  "losses count)")->capture_default_str();
   app.add_option("--log-level", o.log_level, "Server log threshold: 0 DEBUG, 1 INFO, "
                  "2 WARNING, 3 ERROR, 4 CRITICAL")->capture_default_str();
+  std::string address_file;
+  app.add_option("--address-file", address_file, "Once listening, write the address clients "
+                 "dial (with the real port) to this file, then a newline (for scripts and tests)");
   CLI11_PARSE(app, argc, argv);
 
   // Block the termination signals in every thread; one thread waits for them.
@@ -61,6 +66,22 @@ int main(int argc, char** argv) {
     return 1;
   }
   std::fprintf(stderr, "quarry-server: listening on %s\n", (*server)->address().c_str());
+  if (!(*server)->metrics_address().empty())
+    std::fprintf(stderr, "quarry-server: metrics on http://%s/metrics\n",
+                 (*server)->metrics_address().c_str());
+  if (!address_file.empty()) {
+    // Written under a temporary name and renamed, so a reader never sees a partial address.
+    std::string tmp = address_file + ".tmp";
+    std::FILE* f = std::fopen(tmp.c_str(), "w");
+    if (f == nullptr || std::fprintf(f, "%s\n", (*server)->address().c_str()) < 0 ||
+        std::fclose(f) != 0 || std::rename(tmp.c_str(), address_file.c_str()) != 0) {
+      std::fprintf(stderr, "quarry-server: cannot write --address-file '%s'\n",
+                   address_file.c_str());
+      (*server)->Shutdown();
+      (*server)->Wait();
+      return 1;
+    }
+  }
   std::thread waiter([&] {
     int sig = 0;
     sigwait(&signals, &sig);

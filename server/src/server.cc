@@ -3,30 +3,101 @@
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
+#include <unistd.h>
 
+#include <chrono>
+#include <cstdio>
 #include <filesystem>
-#include <mutex>
+#include <thread>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "env/clock.h"
+#include "env/file_system.h"
+#include "env/process_launcher.h"
+#include "jobs/job_manager.h"
+#include "jobs/job_states.h"
+#include "jobs/spec_resolver.h"
+#include "local/local_workers.h"
+#include "metrics/http_endpoint.h"
+#include "metrics/server_metrics.h"
+#include "rpc/services.h"
+#include "store/artifact_store.h"
+#include "store/job_store.h"
 
 namespace quarry::server {
 namespace {
 
+// quarry-worker next to this executable, else ../worker/quarry-worker (the build tree).
+std::string DefaultWorkerBinary() {
+  std::error_code ec;
+  std::filesystem::path self = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (ec) return "quarry-worker";
+  for (const auto& candidate : {self.parent_path() / "quarry-worker",
+                                self.parent_path().parent_path() / "worker" / "quarry-worker"}) {
+    if (::access(candidate.c_str(), X_OK) == 0) return candidate.string();
+  }
+  return "quarry-worker";
+}
+
 class ServerImpl final : public Server {
  public:
   explicit ServerImpl(ServerOptions options) : options_(std::move(options)) {}
-  ~ServerImpl() override { Shutdown(); }
+  ~ServerImpl() override {
+    Shutdown();
+    Wait();
+  }
 
   absl::Status Init() {
-    if (options_.data_dir.empty())
-      return absl::InvalidArgumentError("--data-dir is required");
+    if (options_.data_dir.empty()) return absl::InvalidArgumentError("--data-dir is required");
     std::error_code ec;
     std::filesystem::create_directories(options_.data_dir, ec);
     if (ec)
       return absl::InvalidArgumentError(
           absl::StrCat("cannot create data dir '", options_.data_dir, "': ", ec.message()));
+    const std::string data_dir = std::filesystem::absolute(options_.data_dir).string();
+    for (const std::string& root : options_.model_roots) {
+      if (!std::filesystem::is_directory(root, ec))
+        return absl::InvalidArgumentError(
+            absl::StrCat("--model-root '", root, "' is not a directory"));
+    }
+
+    auto store = JobStore::Open(data_dir + "/quarry.db");
+    if (!store.ok()) return store.status();
+    store_ = std::move(*store);
+    artifacts_ = std::make_unique<ArtifactStore>(data_dir, PosixFileSystem());
+    metrics_ = std::make_unique<ServerMetrics>();
+    JobManagerOptions mo;
+    mo.max_queued_jobs = options_.max_queued_jobs;
+    mo.max_attempts = options_.max_attempts;
+    mo.heartbeat_timeout_ms = options_.heartbeat_timeout_ms;
+    mo.heartbeat_interval_ms = options_.heartbeat_interval_ms;
+    mo.requeue_grace_ms = options_.requeue_grace_ms;
+    ServerMetrics* m = metrics_.get();
+    mo.on_job_finished = [m](v1::JobState state, double seconds) {
+      m->jobs_finished.WithLabels({StateName(state)}).Increment();
+      if (seconds > 0) m->job_duration.WithLabels({StateName(state)}).Observe(seconds);
+    };
+    auto manager = JobManager::Create(std::move(mo), store_.get(), artifacts_.get(), RealClock());
+    if (!manager.ok()) return manager.status();
+    manager_ = std::move(*manager);
+    resolver_ = std::make_unique<SpecResolver>(options_.model_roots, store_.get(), artifacts_.get());
+    RegisterCollectors();
+
+    ServiceDeps deps;
+    deps.manager = manager_.get();
+    deps.resolver = resolver_.get();
+    deps.store = store_.get();
+    deps.artifacts = artifacts_.get();
+    deps.metrics = metrics_.get();
+    deps.max_upload_bytes = options_.max_upload_bytes;
+    // Leave room for the chunk's other fields under the message limit.
+    deps.chunk_bytes = static_cast<size_t>(
+        std::max(4096, std::min(1 << 20, options_.max_message_bytes - 4096)));
+    quarry_service_ = NewQuarryService(deps);
+    worker_service_ = NewWorkerService(deps);
 
     grpc::EnableDefaultHealthCheckService(true);
     grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -35,10 +106,18 @@ class ServerImpl final : public Server {
     builder.SetMaxReceiveMessageSize(options_.max_message_bytes);
     builder.SetMaxSendMessageSize(options_.max_message_bytes);
     builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, options_.max_concurrent_streams);
+    // Detect dead peers on idle connections (a worker host that vanished without a FIN).
+    builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 30000);
+    builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10000);
+    builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 5000);
+    builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+    builder.RegisterService(quarry_service_.get());
+    builder.RegisterService(worker_service_.get());
     server_ = builder.BuildAndStart();
-    if (server_ == nullptr || (port_ == 0 && !absl::StartsWith(options_.listen, "unix:")))
+    const bool unix_socket = absl::StartsWith(options_.listen, "unix:");
+    if (server_ == nullptr || (port_ == 0 && !unix_socket))
       return absl::UnavailableError(absl::StrCat("cannot listen on '", options_.listen, "'"));
-    if (absl::StartsWith(options_.listen, "unix:")) {
+    if (unix_socket) {
       address_ = options_.listen;
     } else {
       std::string host = options_.listen.substr(0, options_.listen.rfind(':'));
@@ -46,32 +125,115 @@ class ServerImpl final : public Server {
       address_ = absl::StrCat(host, ":", port_);
     }
     server_->GetHealthCheckService()->SetServingStatus(true);
+
+    if (!options_.metrics_listen.empty()) {
+      auto ep = metrics::HttpEndpoint::Start(options_.metrics_listen,
+                                             [m] { return m->registry().Render(); });
+      if (!ep.ok()) return ep.status();
+      metrics_endpoint_ = std::move(*ep);
+    }
+    ticker_ = std::thread([this] { TickLoop(); });
+
+    if (options_.local_workers > 0) {
+      LocalWorkerOptions lo;
+      lo.count = options_.local_workers;
+      lo.binary = options_.worker_binary.empty() ? DefaultWorkerBinary() : options_.worker_binary;
+      lo.server_address = address_;
+      lo.device = options_.local_worker_device;
+      unsigned hw = std::max(1u, std::thread::hardware_concurrency());
+      lo.threads = options_.local_worker_threads > 0
+                       ? options_.local_worker_threads
+                       : std::max(1, static_cast<int>(hw) / options_.local_workers);
+      lo.work_dir = data_dir + "/workers";
+      lo.log_path = options_.local_worker_log;
+      lo.on_restart = [m](int, const std::string&) { m->local_worker_restarts.Increment(); };
+      auto pool = LocalWorkerPool::Start(std::move(lo), PosixProcessLauncher(), RealClock());
+      if (!pool.ok()) return pool.status();
+      local_workers_ = std::move(*pool);
+    }
     return absl::OkStatus();
   }
 
   std::string address() const override { return address_; }
   int port() const override { return port_; }
-  std::string metrics_address() const override { return ""; }
+  std::string metrics_address() const override {
+    return metrics_endpoint_ ? metrics_endpoint_->address() : "";
+  }
 
   void Shutdown() override {
+    {
+      absl::MutexLock lock(&mu_);
+      if (shut_down_) return;
+      shut_down_ = true;
+    }
+    if (server_) server_->GetHealthCheckService()->SetServingStatus(false);
+    // The manager first: it ends watch and worker streams and from then on ignores workers, so
+    // jobs on workers stay ASSIGNED/RUNNING in the store (a restart gives their workers
+    // --requeue-grace-ms to come back). Then local workers get SIGTERM and stop their jobs.
+    if (manager_) manager_->Shutdown();
+    if (local_workers_) local_workers_->Stop();
+    if (server_) server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+    if (ticker_.joinable()) ticker_.join();
+    metrics_endpoint_.reset();
     absl::MutexLock lock(&mu_);
-    if (shut_down_ || server_ == nullptr) return;
-    shut_down_ = true;
-    server_->GetHealthCheckService()->SetServingStatus(false);
-    server_->Shutdown();
+    stopped_ = true;
   }
 
   void Wait() override {
-    if (server_) server_->Wait();
+    absl::MutexLock lock(&mu_);
+    mu_.Await(absl::Condition(&stopped_));
   }
 
  private:
+  void TickLoop() {
+    const int period_ms = std::max(10, std::min(200, options_.heartbeat_timeout_ms / 4));
+    absl::MutexLock lock(&mu_);
+    while (!shut_down_) {
+      mu_.AwaitWithTimeout(absl::Condition(&shut_down_), absl::Milliseconds(period_ms));
+      if (shut_down_) break;
+      mu_.Unlock();
+      manager_->Tick();
+      mu_.Lock();
+    }
+  }
+
+  void RegisterCollectors() {
+    ServerMetrics* m = metrics_.get();
+    JobManager* manager = manager_.get();
+    JobStore* store = store_.get();
+    m->registry().AddCollector([m, manager, store] {
+      ManagerStats s = manager->Stats();
+      m->queue_depth.Set(s.queued);
+      m->workers_connected.Set(s.workers_connected);
+      m->workers_busy.Set(s.workers_busy);
+      auto counts = store->CountJobsByState();
+      if (counts.ok()) {
+        for (int st = v1::JOB_STATE_QUEUED; st <= v1::JOB_STATE_CANCELLED; ++st) {
+          auto it = counts->find(static_cast<v1::JobState>(st));
+          m->jobs.WithLabels({StateName(static_cast<v1::JobState>(st))})
+              .Set(it == counts->end() ? 0 : static_cast<double>(it->second));
+        }
+      }
+    });
+  }
+
   ServerOptions options_;
+  std::unique_ptr<JobStore> store_;
+  std::unique_ptr<ArtifactStore> artifacts_;
+  std::unique_ptr<ServerMetrics> metrics_;
+  std::unique_ptr<JobManager> manager_;
+  std::unique_ptr<SpecResolver> resolver_;
+  std::unique_ptr<grpc::Service> quarry_service_;
+  std::unique_ptr<grpc::Service> worker_service_;
   std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<metrics::HttpEndpoint> metrics_endpoint_;
+  std::unique_ptr<LocalWorkerPool> local_workers_;
+  std::thread ticker_;
   int port_ = 0;
   std::string address_;
   absl::Mutex mu_;
   bool shut_down_ ABSL_GUARDED_BY(mu_) = false;
+  bool stopped_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 }  // namespace

@@ -25,6 +25,8 @@ struct ServerOptions {
   std::string local_worker_device = "cpu";
   // Threads per local worker (intra-op). Default 0 = hardware threads / local_workers.
   int local_worker_threads = 0;
+  // File that local workers' stdout/stderr are appended to. Default "" = the server's stderr.
+  std::string local_worker_log;
   // Prometheus text endpoint "host:port" (port 0 = pick). Default "" = disabled.
   std::string metrics_listen;
   // Limits.

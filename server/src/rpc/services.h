@@ -1,0 +1,33 @@
+// The gRPC services (callback API): QuarryService for clients and WorkerService for workers.
+// Handlers decode requests, call the JobManager / stores, and map errors with ToGrpcStatus at
+// this edge only. Streams keep one write in flight and take the next from OnWriteDone.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/impl/codegen/service_type.h>
+
+#include "jobs/job_manager.h"
+#include "jobs/spec_resolver.h"
+#include "metrics/server_metrics.h"
+#include "store/artifact_store.h"
+#include "store/job_store.h"
+
+namespace quarry::server {
+
+struct ServiceDeps {
+  JobManager* manager = nullptr;
+  SpecResolver* resolver = nullptr;
+  JobStore* store = nullptr;
+  ArtifactStore* artifacts = nullptr;
+  ServerMetrics* metrics = nullptr;
+  uint64_t max_upload_bytes = 256ull << 30;  // per upload (all files) and per artifact
+  size_t chunk_bytes = 1 << 20;              // data bytes per streamed chunk
+};
+
+std::unique_ptr<grpc::Service> NewQuarryService(ServiceDeps deps);
+std::unique_ptr<grpc::Service> NewWorkerService(ServiceDeps deps);
+
+}  // namespace quarry::server
