@@ -6,6 +6,7 @@
 #include <memory>
 #include <queue>
 #include <string>
+#include <tuple>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -882,7 +883,13 @@ bool HfByteLevelTokenizer::IsSpecial(int32_t id) const {
 absl::StatusOr<std::unique_ptr<Tokenizer>> MakeHfTokenizer(std::string_view json_text,
                                                            std::string source,
                                                            const TokenizerConfig* config) {
-  return HfByteLevelTokenizer::Create(json_text, std::move(source), config);
+  // The parsers check types before every access; this is a second line of defence against a
+  // nlohmann::json exception escaping on some malformed file.
+  try {
+    return HfByteLevelTokenizer::Create(json_text, source, config);
+  } catch (const std::exception& e) {
+    return absl::InvalidArgumentError(absl::StrCat(source, ": malformed tokenizer.json (", e.what(), ")"));
+  }
 }
 
 }  // namespace quarry::tokenizer_internal

@@ -271,7 +271,7 @@ absl::StatusOr<std::unique_ptr<SpProcessor>> SpProcessor::Create(SpModelProto mo
     return absl::Status(code, absl::StrCat(source, ": ", what));
   };
   std::unique_ptr<SpProcessor> p(new SpProcessor());
-  p->source_ = std::move(source);
+  p->source_ = source;
   p->user_defined_ = std::make_unique<PieceTrie>();
   const auto& spec = model.trainer_spec;
   switch (spec.model_type) {
@@ -573,7 +573,8 @@ std::vector<int32_t> SpProcessor::Encode(std::string_view text, bool add_dummy_p
   return ids;
 }
 
-absl::StatusOr<std::string> SpProcessor::Decode(absl::Span<const int32_t> ids) const {
+absl::StatusOr<std::string> SpProcessor::Decode(
+    absl::Span<const int32_t> ids, const std::unordered_map<int32_t, std::string>* extra) const {
   const auto& nspec = model_.normalizer_spec;
   std::string text;
   std::string bytes;  // a pending run of byte pieces
@@ -593,6 +594,13 @@ absl::StatusOr<std::string> SpProcessor::Decode(absl::Span<const int32_t> ids) c
   bool is_bos_ws = true;
   bool bos_ws_seen = false;
   for (const int32_t id : ids) {
+    if (extra != nullptr && (id < 0 || id >= piece_size())) {
+      if (auto it = extra->find(id); it != extra->end()) {
+        flush_bytes();
+        text += it->second;
+        continue;
+      }
+    }
     if (id < 0 || id >= piece_size()) {
       return absl::OutOfRangeError(absl::StrCat(Av(source_), ": cannot decode id ", id,
                                                 ": valid ids are 0..", piece_size() - 1));

@@ -85,8 +85,11 @@ class SpProcessor {
   // sp.EncodeAsIds(text). With add_dummy_prefix=false the normalizer's dummy prefix is not
   // added (what transformers does for LlamaTokenizer(legacy=False)).
   std::vector<int32_t> Encode(std::string_view text, bool add_dummy_prefix = true) const;
-  // sp.DecodeIds(ids); OutOfRange for an id outside [0, piece_size()).
-  absl::StatusOr<std::string> Decode(absl::Span<const int32_t> ids) const;
+  // sp.DecodeIds(ids); OutOfRange for an id outside [0, piece_size()) that `extra` (optional:
+  // added tokens beyond the model, id -> text) does not name. Extra tokens read as their text.
+  absl::StatusOr<std::string> Decode(
+      absl::Span<const int32_t> ids,
+      const std::unordered_map<int32_t, std::string>* extra = nullptr) const;
 
   // The normalized text and, per normalized byte (plus one), the original offset.
   std::string Normalize(std::string_view text, std::vector<size_t>* norm_to_orig,

@@ -1,6 +1,9 @@
 // quarry::Tokenizer over a SentencePiece model, with transformers' LlamaTokenizer (slow)
 // conventions when a tokenizer_config.json is given.
+#include <algorithm>
 #include <string>
+#include <tuple>
+#include <unordered_map>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -35,6 +38,7 @@ class SentencePieceTokenizer final : public Tokenizer {
 
   std::unique_ptr<SpProcessor> sp_;
   std::unique_ptr<AddedTokenMatcher> added_;  // null without tokenizer_config.json
+  std::unordered_map<int32_t, std::string> extra_;  // added tokens with ids beyond the model
   bool legacy_ = true;
   bool add_prefix_space_ = true;
   int32_t vocab_size_ = 0;
@@ -65,6 +69,7 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> SentencePieceTokenizer::Create(
             config->source, ": added_tokens_decoder has a negative id for '", a.content, "'"));
       }
       t->vocab_size_ = std::max(t->vocab_size_, a.id + 1);
+      if (a.id >= t->sp_->piece_size()) t->extra_[a.id] = a.content;
     }
     t->added_ = std::make_unique<AddedTokenMatcher>(config->added_tokens);
     t->legacy_ = config->legacy.value_or(true);
@@ -147,30 +152,8 @@ std::vector<int32_t> SentencePieceTokenizer::Encode(absl::string_view text_in,
 }
 
 absl::StatusOr<std::string> SentencePieceTokenizer::Decode(absl::Span<const int32_t> ids) const {
-  // Ids of added tokens beyond the model's pieces decode to their text.
-  std::vector<int32_t> run;
-  std::string out;
-  for (int32_t id : ids) {
-    if (id >= sp_->piece_size() && added_ != nullptr) {
-      const AddedToken* found = nullptr;
-      for (const AddedToken& a : added_->tokens()) {
-        if (a.id == id) found = &a;
-      }
-      if (found != nullptr) {
-        auto part = sp_->Decode(run);
-        if (!part.ok()) return part.status();
-        out += *part;
-        run.clear();
-        out += found->content;
-        continue;
-      }
-    }
-    run.push_back(id);
-  }
-  auto part = sp_->Decode(run);
-  if (!part.ok()) return part.status();
-  if (out.empty()) return part;
-  return out + *part;
+  // Added tokens beyond the model's pieces read as their text, within sp.decode's stream.
+  return sp_->Decode(ids, extra_.empty() ? nullptr : &extra_);
 }
 
 std::string SentencePieceTokenizer::IdToPiece(int32_t id) const {

@@ -2,6 +2,7 @@
 // a model directory.
 #include "quarry/tokenizer.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -37,7 +38,9 @@ absl::StatusOr<std::string> ReadFile(const std::string& path) {
 
 namespace tokenizer_internal {
 
-absl::StatusOr<TokenizerConfig> ParseTokenizerConfig(std::string_view json, std::string source) {
+namespace {
+absl::StatusOr<TokenizerConfig> ParseTokenizerConfigUnsafe(std::string_view json,
+                                                           const std::string& source) {
   TokenizerConfig config;
   config.source = source;
   nlohmann::json j = nlohmann::json::parse(json.begin(), json.end(), nullptr,
@@ -122,6 +125,15 @@ absl::StatusOr<TokenizerConfig> ParseTokenizerConfig(std::string_view json, std:
               [](const AddedToken& x, const AddedToken& y) { return x.id < y.id; });
   }
   return config;
+}
+}  // namespace
+
+absl::StatusOr<TokenizerConfig> ParseTokenizerConfig(std::string_view json, std::string source) {
+  try {
+    return ParseTokenizerConfigUnsafe(json, source);
+  } catch (const std::exception& e) {
+    return absl::InvalidArgumentError(absl::StrCat(source, ": malformed (", e.what(), ")"));
+  }
 }
 
 }  // namespace tokenizer_internal
