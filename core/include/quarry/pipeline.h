@@ -46,8 +46,8 @@ class JobObserver {
 struct CalibrationOptions {
   std::string path;                 // JSONL with "text", plain text, or JSON token-id arrays
   enum class Format { kAuto, kJsonl, kText, kTokens } format = Format::kAuto;
-  int num_samples = 128;            // Quark's num_calib_data default
-  int seq_len = 512;                // Quark's seq_len default; capped at the model's positions
+  int num_samples = 512;            // Quark's quantize_quark.py --num_calib_data default
+  int seq_len = 512;                // Quark's --seq_len default; capped at the model's positions
   uint64_t seed = 42;               // sample choice is deterministic given the seed
 };
 

@@ -1,0 +1,66 @@
+// Core-internal: writes a quantized model in Quark's Hugging Face format (what vLLM loads):
+//   config.json          the original config + quantization_config (Quark's dict + "export":
+//                        kv_cache_group, min_kv_scale, pack_method, weight_format,
+//                        weight_merge_groups), keys sorted as transformers writes them
+//   model.safetensors    per quantized linear: weight (packed codes for real_quantized, float
+//                        fake-quantized values otherwise), weight_scale, weight_zero_point (int
+//                        dtypes), input_scale / input_zero_point and output_scale /
+//                        output_zero_point for static activation quantizers (k_proj/v_proj
+//                        output_scale = the KV cache), bias; everything else copied as is
+//   tokenizer files      copied
+// Layouts follow Quark's exporter (see src/export/quark_export.cc for each dtype/qscheme).
+// Streaming: tensors are appended as each layer finishes, so memory stays bounded.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "model/transformer.h"
+#include "quarry/layer_plan.h"
+#include "quarry/pipeline.h"
+#include "quarry/safetensors.h"
+
+namespace quarry::exporter {
+
+class QuarkExporter {
+ public:
+  static absl::StatusOr<std::unique_ptr<QuarkExporter>> Create(const std::string& out_dir,
+                                                                const ExportOptions& options,
+                                                                model::CausalLM* source,
+                                                                const Config& config,
+                                                                const LayerPlan& plan);
+  // Copies a tensor byte for byte (and dtype) from the source model.
+  absl::Status AddOriginal(const std::string& name);
+  // A non-quantized float parameter, stored in the source model's dtype for that tensor.
+  absl::Status AddParam(const std::string& name, const at::Tensor& value);
+  // A linear with its frozen quantizers (QLinear::quant_input is the weight the weight
+  // quantizer saw; its codes are what real_quantized stores).
+  absl::Status AddLinear(const model::QLinear& linear, const LayerPlanEntry& entry);
+  // Static activation quantizer parameters: <module>.<what>_scale and, for integer dtypes,
+  // <module>.<what>_zero_point (what: input, output, prob_output). Nothing for dynamic ones.
+  absl::Status AddQuantizerParams(const std::string& module, const std::string& what,
+                                  const TensorQuantizer* q);
+  // The exported lm_head is no longer the embedding (quantized): write tie_word_embeddings false.
+  void UntieWordEmbeddings() { untie_ = true; }
+  // Writes the safetensors shards, config.json and tokenizer files; returns relative file names.
+  absl::StatusOr<std::vector<std::string>> Finish();
+  std::vector<std::string> warnings() const { return warnings_; }
+
+ private:
+  QuarkExporter() = default;
+  absl::Status AddTensor(const std::string& name, const at::Tensor& t,
+                         std::optional<StDtype> as = std::nullopt);
+  std::string out_dir_;
+  ExportOptions options_;
+  model::CausalLM* source_ = nullptr;
+  Config config_;
+  std::unique_ptr<SafetensorsWriter> writer_;
+  std::vector<std::string> excluded_;  // excluded Linear module names (Quark's exported exclude)
+  std::vector<std::string> warnings_;
+  bool warned_fake_ = false;
+  bool untie_ = false;
+};
+
+}  // namespace quarry::exporter

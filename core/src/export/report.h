@@ -1,0 +1,63 @@
+// Core-internal: what a quantization run reports (report.json) and its human-readable rendering
+// (report.html with an inline SVG chart of per-layer errors).
+#pragma once
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+
+namespace quarry::report {
+
+struct LinearReport {
+  std::string name;
+  std::string rule;            // the plan rule that matched
+  bool excluded = false;
+  std::string weight_spec;     // DescribeSpecs(...) or "-"
+  std::string input_spec;
+  std::string output_spec;
+  std::string method;          // "rtn", "gptq", "qronos", "none"
+  // Weight error of the quantized weight vs the float weight: relative MSE and SQNR (dB).
+  std::optional<double> weight_rel_mse, weight_sqnr_db;
+  // Output error of the quantized linear vs the float linear on the calibration inputs.
+  std::optional<double> output_rel_mse, output_sqnr_db;
+};
+
+struct LayerReport {
+  int index = 0;
+  double seconds = 0;
+  std::map<std::string, double> stage_seconds;  // load, algorithm, calibrate, quantize, export
+  // Relative MSE of the quantized model's hidden state vs the float model's after this layer, on
+  // the evaluation windows (accumulated drift); absent without evaluation data.
+  std::optional<double> hidden_rel_mse;
+  double rss_bytes = 0;
+};
+
+struct RunReport {
+  std::string model_dir;
+  std::string model_type;
+  std::string config_json;       // the Config in Quark's JSON format
+  std::string calibration;       // summary
+  std::string evaluation;        // summary
+  std::optional<double> ppl_float, ppl_quantized;
+  std::optional<int64_t> eval_tokens;
+  std::map<std::string, double> stage_seconds;
+  double total_seconds = 0;
+  double peak_rss_bytes = 0;
+  int max_resident_layers = 0;   // decoder layers resident at once (1 = layer by layer)
+  std::string weight_format;     // real_quantized / fake_quantized
+  std::vector<LayerReport> layers;
+  std::vector<LinearReport> linears;
+  std::vector<std::string> warnings;
+};
+
+// Relative MSE -> SQNR in dB (10 log10 (1 / rel_mse)); +inf for an exact match.
+double SqnrDb(double rel_mse);
+
+std::string ToJson(const RunReport& report);
+std::string ToHtml(const RunReport& report);
+absl::Status WriteReport(const RunReport& report, const std::string& dir);  // report.json/.html
+
+}  // namespace quarry::report

@@ -1,0 +1,527 @@
+// QuantizeModel: the layer-by-layer pipeline (see quarry/pipeline.h for the contract).
+//
+// Streams carried through the layers (each a set of equal-length batches):
+//   calib_q  calibration activations through the quantized model (inputs of the next layer)
+//   calib_f  the same through the float model (only when an algorithm needs it: Qronos)
+//   eval_f / eval_q  evaluation windows through the float / quantized model (with --eval)
+// Per decoder layer:
+//   1. load its weights; attach the quantizers of its plan entries
+//   2. algorithms (GPTQ, Qronos) quantize the weights of the linears they handle
+//   3. the remaining weights are quantized by rounding (weight observer over the weight)
+//   4. if the layer has static activation quantizers: an observe pass over calib_q
+//      (weights quantized, activations not), then freeze; k/v output scales merged
+//   5. the quantized forward produces the next calib_q (and eval_q); the float forward eval_f
+//   6. the layer's tensors are exported; the layer is freed
+#include <ATen/Parallel.h>
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "algorithms/algorithm.h"
+#include "config/json_internal.h"
+#include "export/quark_export.h"
+#include "export/report.h"
+#include "model/transformer.h"
+#include "pipeline/layerwise.h"
+#include "pipeline/residency.h"
+#include "quarry/calibration.h"
+#include "quarry/config_json.h"
+#include "quarry/config_validate.h"
+#include "quarry/eval.h"
+#include "quarry/layer_plan.h"
+#include "quarry/pipeline.h"
+#include "quarry/status.h"
+#include "quarry/tokenizer.h"
+
+namespace quarry {
+namespace {
+
+using model::PassMode;
+using Clock = std::chrono::steady_clock;
+
+double Seconds(Clock::time_point since) {
+  return std::chrono::duration<double>(Clock::now() - since).count();
+}
+
+bool HasStaticActivationQuantizer(const model::DecoderLayer& layer) {
+  for (const model::QLinear* l : layer.linears) {
+    if (l->input_q && !l->input_q->is_dynamic()) return true;
+    if (l->output_q && !l->output_q->is_dynamic()) return true;
+  }
+  return layer.softmax_q && !layer.softmax_q->is_dynamic();
+}
+
+double RelMse(const at::Tensor& approx, const at::Tensor& ref) {
+  const double den = ref.to(at::kDouble).pow(2).sum().item<double>();
+  const double num = (approx.to(at::kDouble) - ref.to(at::kDouble)).pow(2).sum().item<double>();
+  if (den == 0) return num == 0 ? 0 : INFINITY;
+  return num / den;
+}
+
+class Runner {
+ public:
+  Runner(const QuantizeOptions& options, JobObserver* observer)
+      : o_(options), obs_(observer ? observer : &null_observer_) {}
+
+  absl::StatusOr<QuantizeResult> Run() {
+    start_ = Clock::now();
+    LayerResidencyGuard residency;
+    QUARRY_RETURN_IF_ERROR(Prepare());
+    QUARRY_RETURN_IF_ERROR(EmbedStreams());
+    const int n = model_->num_layers();
+    for (int i = 0; i < n; ++i) {
+      if (obs_->IsCancelled())
+        return absl::CancelledError(absl::StrCat("cancelled before layer ", i, " of ", n));
+      QUARRY_RETURN_IF_ERROR(Annotate(ProcessLayer(i), absl::StrCat("layer ", i)));
+    }
+    if (obs_->IsCancelled()) return absl::CancelledError("cancelled before the head");
+    QUARRY_RETURN_IF_ERROR(Annotate(ProcessHead(), "lm_head"));
+    return Finish();
+  }
+
+ private:
+  // Resets the residency peak for this run.
+  struct LayerResidencyGuard {
+    LayerResidencyGuard() { pipeline::LayerResidency::ResetPeak(); }
+  };
+
+  void Log(LogSeverity s, const std::string& msg) { obs_->OnLog(s, msg); }
+
+  void Progress(const std::string& stage, int layer, double layer_fraction,
+                const std::string& message = "") {
+    const int n = model_ ? model_->num_layers() : 0;
+    ProgressEvent e;
+    e.stage = stage;
+    e.layer_index = layer;
+    e.num_layers = n;
+    // Layers are the bulk of the work: prepare = 2%, layers = 95%, head/export = 3%.
+    double f = 0.02;
+    if (layer >= 0 && n > 0) f += 0.95 * (layer + std::clamp(layer_fraction, 0.0, 1.0)) / n;
+    if (stage == "head" || stage == "export" || stage == "done") f = stage == "done" ? 1.0 : 0.97;
+    e.fraction = f;
+    e.elapsed_seconds = Seconds(start_);
+    e.eta_seconds = f > 0.03 ? e.elapsed_seconds * (1 - f) / f : -1;
+    e.message = message;
+    obs_->OnProgress(e);
+  }
+
+  absl::Status Prepare() {
+    Progress("load", -1, 0, "opening model");
+    if (o_.device != "cpu")
+      return absl::UnimplementedError(absl::StrCat(
+          "device '", o_.device, "': this build runs on cpu only (configure with "
+                                 "QUARRY_ENABLE_CUDA / QUARRY_ENABLE_ROCM for accelerators)"));
+    at::set_num_threads(o_.threads > 0 ? o_.threads
+                                       : static_cast<int>(std::thread::hardware_concurrency()));
+    if (o_.output_dir.empty()) return absl::InvalidArgumentError("output_dir is required");
+    std::vector<std::string> warnings;
+    QUARRY_RETURN_IF_ERROR(CheckConfig(o_.config, &warnings));
+    for (const auto& w : warnings) Warn(w);
+    QUARRY_ASSIGN_OR_RETURN(model_, model::CausalLM::Open(o_.model_dir));
+    QUARRY_ASSIGN_OR_RETURN(plan_, ResolveLayerPlan(o_.config, model_->Modules()));
+    for (const auto& issue : plan_.issues) {
+      if (issue.is_error()) return absl::InvalidArgumentError(issue.ToString());
+      Warn(issue.ToString());
+    }
+    for (const auto& l : plan_.layers) {
+      if (l.type == "Embedding" && l.quantized())
+        return absl::UnimplementedError(absl::StrCat(
+            l.name, ": quantizing embeddings is not supported; exclude it or remove the rule ",
+            l.matched_rule));
+    }
+    QUARRY_ASSIGN_OR_RETURN(algorithms_, algorithms::CreateAlgorithms(o_.config));
+    for (const auto& a : algorithms_) needs_float_calib_ |= a->needs_float_inputs();
+    QUARRY_ASSIGN_OR_RETURN(tokenizer_, Tokenizer::FromModelDir(o_.model_dir));
+    std::vector<std::string> calib_warnings;
+    QUARRY_ASSIGN_OR_RETURN(calibration_,
+                            LoadCalibration(o_.calibration, *tokenizer_,
+                                            model_->config().max_position_embeddings,
+                                            &calib_warnings));
+    for (const auto& w : calib_warnings) Warn(w);
+    Log(LogSeverity::kInfo, absl::StrCat("calibration: ", calibration_.summary));
+    report_.calibration = calibration_.summary;
+    if (o_.eval) {
+      std::ifstream in(o_.eval->path, std::ios::binary);
+      if (!in) return absl::NotFoundError(absl::StrCat("cannot open eval data '", o_.eval->path, "'"));
+      std::stringstream ss;
+      ss << in.rdbuf();
+      if (o_.eval->seq_len > model_->config().max_position_embeddings)
+        return absl::InvalidArgumentError(absl::StrCat(
+            "eval seq_len ", o_.eval->seq_len, " exceeds the model's ",
+            model_->config().max_position_embeddings, " positions"));
+      int64_t total = 0;
+      QUARRY_ASSIGN_OR_RETURN(eval_windows_, EvalWindows(*tokenizer_, ss.str(), o_.eval->seq_len,
+                                                         o_.eval->max_windows, &total));
+      report_.evaluation = absl::StrFormat("%d windows of %d tokens from %s",
+                                           eval_windows_.size(), o_.eval->seq_len,
+                                           std::filesystem::path(o_.eval->path).filename().string());
+    }
+    QUARRY_ASSIGN_OR_RETURN(exporter_, exporter::QuarkExporter::Create(
+                                           o_.output_dir, o_.export_options, model_.get(),
+                                           o_.config, plan_));
+    report_.model_dir = o_.model_dir;
+    report_.model_type = model_->config().model_type;
+    report_.config_json = ConfigToJson(o_.config);
+    report_.weight_format = o_.export_options.real_quantized ? "real_quantized" : "fake_quantized";
+    Log(LogSeverity::kInfo, absl::StrCat("model ", model_->config().model_type, ": ",
+                                         model_->num_layers(), " layers, hidden ",
+                                         model_->config().hidden_size));
+    return absl::OkStatus();
+  }
+
+  void Warn(const std::string& w) {
+    report_.warnings.push_back(w);
+    Log(LogSeverity::kWarning, w);
+  }
+
+  absl::Status EmbedStreams() {
+    const auto t = Clock::now();
+    calib_q_ = pipeline::MakeBatches(calibration_.samples, kBatchTokens);
+    QUARRY_RETURN_IF_ERROR(pipeline::EmbedAll(*model_, calib_q_));
+    if (needs_float_calib_) calib_f_ = calib_q_;  // tensors are replaced, not mutated, per layer
+    if (!eval_windows_.empty()) {
+      eval_f_ = pipeline::MakeBatches(eval_windows_, kBatchTokens);
+      QUARRY_RETURN_IF_ERROR(pipeline::EmbedAll(*model_, eval_f_));
+      eval_q_ = eval_f_;
+    }
+    model_->ReleaseEmbeddings();
+    for (const auto& name : model_->EmbeddingTensorNames())
+      QUARRY_RETURN_IF_ERROR(exporter_->AddOriginal(name));
+    report_.stage_seconds["embed"] += Seconds(t);
+    return absl::OkStatus();
+  }
+
+  const LayerPlanEntry& PlanFor(const std::string& name) {
+    const LayerPlanEntry* e = plan_.Find(name);
+    if (e == nullptr) {
+      static const LayerPlanEntry kNone;
+      return kNone;
+    }
+    return *e;
+  }
+
+  static absl::StatusOr<std::unique_ptr<TensorQuantizer>> MakeQuantizer(
+      const std::optional<TensorSpecs>& specs) {
+    if (!specs) return std::unique_ptr<TensorQuantizer>();
+    return TensorQuantizer::Create(specs->specs);
+  }
+
+  absl::Status AttachLinear(model::QLinear& l) {
+    const LayerPlanEntry& e = PlanFor(l.name);
+    QUARRY_ASSIGN_OR_RETURN(l.input_q, MakeQuantizer(e.config.input_tensors));
+    QUARRY_ASSIGN_OR_RETURN(l.output_q, MakeQuantizer(e.config.output_tensors));
+    QUARRY_ASSIGN_OR_RETURN(l.weight_q, MakeQuantizer(e.config.weight));
+    QUARRY_ASSIGN_OR_RETURN(l.bias_q, MakeQuantizer(e.config.bias));
+    l.collect_errors = l.weight_q || l.input_q;
+    return absl::OkStatus();
+  }
+
+  // Rounds the weights (and biases) the algorithms did not handle; records weight errors.
+  absl::Status QuantizeWeights(std::vector<model::QLinear*> linears,
+                               const std::set<std::string>& done) {
+    for (model::QLinear* l : linears) {
+      if (l->weight_q) {
+        if (!done.count(l->name)) {
+          QUARRY_RETURN_IF_ERROR(l->weight_q->Observe(l->float_weight));
+          QUARRY_RETURN_IF_ERROR(l->weight_q->Freeze());
+          QUARRY_ASSIGN_OR_RETURN(l->weight, l->weight_q->Apply(l->float_weight));
+          l->quant_input = l->float_weight;
+          method_[l->name] = "rtn";
+        }
+        const double rel = RelMse(l->weight, l->float_weight);
+        weight_err_[l->name] = rel;
+      }
+      if (l->bias_q && l->float_bias.defined()) {
+        QUARRY_RETURN_IF_ERROR(l->bias_q->Observe(l->float_bias));
+        QUARRY_RETURN_IF_ERROR(l->bias_q->Freeze());
+        QUARRY_ASSIGN_OR_RETURN(l->bias, l->bias_q->Apply(l->float_bias));
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status FreezeActivations(model::DecoderLayer& layer) {
+    for (model::QLinear* l : layer.linears) {
+      if (l->input_q && !l->input_q->frozen()) QUARRY_RETURN_IF_ERROR(l->input_q->Freeze());
+      if (l->output_q && !l->output_q->frozen()) QUARRY_RETURN_IF_ERROR(l->output_q->Freeze());
+    }
+    if (layer.softmax_q && !layer.softmax_q->frozen())
+      QUARRY_RETURN_IF_ERROR(layer.softmax_q->Freeze());
+    return MergeKvScales(layer);
+  }
+
+  // Quark's export merges each layer's k_proj / v_proj output (KV-cache) scales of the
+  // kv_cache_group into max(k, v, min_kv_scale); we apply the merged scale already in the
+  // quantized forward so evaluation sees what the exported model computes.
+  absl::Status MergeKvScales(model::DecoderLayer& layer) {
+    if (o_.config.kv_cache_group.empty()) return absl::OkStatus();
+    std::vector<model::QLinear*> members;
+    for (model::QLinear* l : layer.linears) {
+      bool in_group = false;
+      for (const auto& p : o_.config.kv_cache_group) in_group |= FnMatch(p, l->name);
+      if (in_group && l->output_q && !l->output_q->is_dynamic() && l->output_q->params())
+        members.push_back(l);
+    }
+    if (members.empty()) return absl::OkStatus();
+    for (model::QLinear* l : members) {
+      const auto& spec = l->output_q->stages().front();
+      if (spec.qscheme != QSchemeType::kPerTensor || l->output_q->stages().size() != 1 ||
+          l->output_q->params()->zero_point.defined() &&
+              l->output_q->params()->zero_point.abs().max().item<double>() != 0) {
+        Warn(absl::StrCat(l->name, ": KV-cache scale not merged (needs a static symmetric "
+                                   "per-tensor output spec)"));
+        return absl::OkStatus();
+      }
+    }
+    double merged = o_.config.min_kv_scale;
+    for (model::QLinear* l : members)
+      merged = std::max(merged, l->output_q->params()->scale.item<double>());
+    for (model::QLinear* l : members) {
+      QuantParams p;
+      p.scale = at::full({}, static_cast<float>(merged), at::kFloat);
+      if (l->output_q->params()->zero_point.defined())
+        p.zero_point = at::zeros_like(l->output_q->params()->zero_point);
+      QUARRY_RETURN_IF_ERROR(l->output_q->SetFrozenParams(std::move(p)));
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status ProcessLayer(int i) {
+    const int n = model_->num_layers();
+    report::LayerReport lr;
+    lr.index = i;
+    const auto t_layer = Clock::now();
+    auto stage_done = [&](const char* stage, Clock::time_point t0) {
+      const double s = Seconds(t0);
+      lr.stage_seconds[stage] += s;
+      report_.stage_seconds[stage] += s;
+    };
+
+    auto t = Clock::now();
+    Progress("load", i, 0.0, model_->config().LayerPrefix(i));
+    QUARRY_ASSIGN_OR_RETURN(auto layer, model_->LoadLayer(i));
+    pipeline::ResidentLayer resident;
+    for (model::QLinear* l : layer->linears) QUARRY_RETURN_IF_ERROR(AttachLinear(*l));
+    if (plan_.softmax_quant_spec) {
+      QUARRY_ASSIGN_OR_RETURN(layer->softmax_q,
+                              TensorQuantizer::Create({*plan_.softmax_quant_spec}));
+    }
+    stage_done("load", t);
+
+    // 2. algorithms
+    t = Clock::now();
+    std::set<std::string> done;
+    for (auto& algo : algorithms_) {
+      algorithms::LayerContext ctx;
+      ctx.model = model_.get();
+      ctx.layer = layer.get();
+      ctx.plan = &plan_;
+      ctx.layer_index = i;
+      ctx.num_layers = n;
+      ctx.calib_q = &calib_q_;
+      ctx.calib_f = needs_float_calib_ ? &calib_f_ : nullptr;
+      ctx.observer = obs_;
+      ctx.progress = [&, i](const std::string& msg, double f) {
+        Progress("algorithm", i, 0.1 + 0.6 * f, absl::StrCat(algo->name(), ": ", msg));
+      };
+      ctx.log = [&](LogSeverity s, const std::string& m) { Log(s, m); };
+      std::set<std::string> handled;
+      QUARRY_RETURN_IF_ERROR(Annotate(algo->Apply(ctx, &handled), algo->name()));
+      for (const auto& h : handled) method_[h] = algo->name();
+      done.insert(handled.begin(), handled.end());
+      if (obs_->IsCancelled()) return absl::CancelledError(absl::StrCat("cancelled in layer ", i));
+    }
+    stage_done("algorithm", t);
+
+    // 3. remaining weights by rounding
+    t = Clock::now();
+    Progress("quantize", i, 0.7, "weights");
+    QUARRY_RETURN_IF_ERROR(QuantizeWeights(layer->linears, done));
+    stage_done("quantize", t);
+
+    // 4. static activation observers
+    t = Clock::now();
+    if (HasStaticActivationQuantizer(*layer)) {
+      Progress("calibrate", i, 0.75, "observing activations");
+      pipeline::Batches probe = calib_q_;
+      QUARRY_RETURN_IF_ERROR(pipeline::ForwardAll(*model_, *layer, probe, PassMode::kObserve));
+    }
+    QUARRY_RETURN_IF_ERROR(FreezeActivations(*layer));
+    stage_done("calibrate", t);
+
+    // 5. quantized forward to the next layer (and the float forward where needed)
+    t = Clock::now();
+    Progress("forward", i, 0.85, "quantized forward");
+    QUARRY_RETURN_IF_ERROR(pipeline::ForwardAll(*model_, *layer, calib_q_, PassMode::kQuantized));
+    for (model::QLinear* l : layer->linears) l->collect_errors = false;  // errors on calibration only
+    if (needs_float_calib_)
+      QUARRY_RETURN_IF_ERROR(pipeline::ForwardAll(*model_, *layer, calib_f_, PassMode::kFloat));
+    if (!eval_f_.empty()) {
+      // The float stream is always carried: it gives the per-layer drift and the baseline.
+      QUARRY_RETURN_IF_ERROR(pipeline::ForwardAll(*model_, *layer, eval_q_, PassMode::kQuantized));
+      QUARRY_RETURN_IF_ERROR(pipeline::ForwardAll(*model_, *layer, eval_f_, PassMode::kFloat));
+      double num = 0, den = 0;
+      for (size_t b = 0; b < eval_f_.hidden.size(); ++b) {
+        num += (eval_q_.hidden[b] - eval_f_.hidden[b]).to(at::kDouble).pow(2).sum().item<double>();
+        den += eval_f_.hidden[b].to(at::kDouble).pow(2).sum().item<double>();
+      }
+      lr.hidden_rel_mse = den > 0 ? num / den : 0;
+    }
+    stage_done("forward", t);
+
+    // 6. export
+    t = Clock::now();
+    Progress("export", i, 0.95, "writing tensors");
+    for (model::QLinear* l : layer->linears) {
+      QUARRY_RETURN_IF_ERROR(exporter_->AddLinear(*l, PlanFor(l->name)));
+      RecordLinear(*l);
+    }
+    for (const auto& [name, value] : layer->other_params)
+      QUARRY_RETURN_IF_ERROR(exporter_->AddParam(name, value));
+    // Quark's state-dict name for the attention softmax (prob) quantizer.
+    QUARRY_RETURN_IF_ERROR(exporter_->AddQuantizerParams(
+        absl::StrCat(model_->config().LayerPrefix(i), ".self_attn"), "prob_output",
+        layer->softmax_q.get()));
+    stage_done("export", t);
+    lr.seconds = Seconds(t_layer);
+    lr.rss_bytes = pipeline::CurrentRssBytes();
+    report_.layers.push_back(lr);
+    Log(LogSeverity::kInfo,
+        absl::StrFormat("layer %d/%d done in %.2f s%s", i + 1, n, lr.seconds,
+                        lr.hidden_rel_mse ? absl::StrFormat(" (hidden-state rel. MSE %.3g)",
+                                                            *lr.hidden_rel_mse)
+                                          : std::string()));
+    Progress("layer", i, 1.0);
+    return absl::OkStatus();
+  }
+
+  void RecordLinear(const model::QLinear& l) {
+    const LayerPlanEntry& e = PlanFor(l.name);
+    report::LinearReport r;
+    r.name = l.name;
+    r.rule = e.matched_rule;
+    r.excluded = e.excluded;
+    r.weight_spec = DescribeSpecs(e.config.weight);
+    r.input_spec = DescribeSpecs(e.config.input_tensors);
+    r.output_spec = DescribeSpecs(e.config.output_tensors);
+    r.method = l.weight_q ? (method_.count(l.name) ? method_[l.name] : "rtn") : "none";
+    if (weight_err_.count(l.name)) {
+      r.weight_rel_mse = weight_err_[l.name];
+      r.weight_sqnr_db = report::SqnrDb(*r.weight_rel_mse);
+    }
+    if (l.errors.ref_sq > 0) {
+      r.output_rel_mse = l.errors.err_sq / l.errors.ref_sq;
+      r.output_sqnr_db = report::SqnrDb(*r.output_rel_mse);
+    }
+    report_.linears.push_back(std::move(r));
+  }
+
+  absl::Status ProcessHead() {
+    auto t = Clock::now();
+    Progress("head", -1, 0, "final norm and lm_head");
+    QUARRY_ASSIGN_OR_RETURN(auto head, model_->LoadHead());
+    model::QLinear& lm = *head->lm_head;
+    QUARRY_RETURN_IF_ERROR(AttachLinear(lm));
+    QUARRY_RETURN_IF_ERROR(QuantizeWeights({&lm}, {}));
+    if ((lm.input_q && !lm.input_q->is_dynamic()) || (lm.output_q && !lm.output_q->is_dynamic())) {
+      for (const auto& h : calib_q_.hidden) {
+        for (int64_t r = 0; r < h.size(0); ++r) {  // one row at a time: logits are vocab-wide
+          QUARRY_RETURN_IF_ERROR(head->Forward(h.narrow(0, r, 1), PassMode::kObserve).status());
+        }
+      }
+    }
+    if (lm.input_q && !lm.input_q->frozen()) QUARRY_RETURN_IF_ERROR(lm.input_q->Freeze());
+    if (lm.output_q && !lm.output_q->frozen()) QUARRY_RETURN_IF_ERROR(lm.output_q->Freeze());
+    lm.collect_errors = false;
+    if (!eval_f_.empty()) {
+      Progress("eval", -1, 0, "perplexity");
+      int64_t scored = 0;
+      QUARRY_ASSIGN_OR_RETURN(auto nq, pipeline::SequenceNll(*head, eval_q_, PassMode::kQuantized, &scored));
+      PerplexityResult rq = SummarizeNll(nq, scored);
+      result_.perplexity_quantized = rq.perplexity;
+      report_.ppl_quantized = rq.perplexity;
+      report_.eval_tokens = scored;
+      if (o_.eval->float_baseline) {
+        QUARRY_ASSIGN_OR_RETURN(auto nf, pipeline::SequenceNll(*head, eval_f_, PassMode::kFloat, &scored));
+        PerplexityResult rf = SummarizeNll(nf, scored);
+        result_.perplexity_float = rf.perplexity;
+        report_.ppl_float = rf.perplexity;
+      }
+      Log(LogSeverity::kInfo,
+          absl::StrFormat("perplexity: float %s, quantized %.4f (%d scored tokens)",
+                          result_.perplexity_float ? absl::StrFormat("%.4f", *result_.perplexity_float)
+                                                   : std::string("-"),
+                          *result_.perplexity_quantized, scored));
+    }
+    if (head->tied && !lm.weight_q && !lm.input_q && !lm.output_q) {
+      // A tied, unquantized lm_head is the embedding: nothing to write.
+    } else {
+      if (head->tied) exporter_->UntieWordEmbeddings();
+      QUARRY_RETURN_IF_ERROR(exporter_->AddLinear(lm, PlanFor("lm_head")));
+    }
+    RecordLinear(lm);
+    for (const auto& [name, value] : head->other_params)
+      QUARRY_RETURN_IF_ERROR(exporter_->AddOriginal(name));
+    report_.stage_seconds["head"] += Seconds(t);
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<QuantizeResult> Finish() {
+    auto t = Clock::now();
+    Progress("export", -1, 0, "writing files");
+    for (const auto& w : exporter_->warnings()) Warn(w);
+    QUARRY_ASSIGN_OR_RETURN(result_.files, exporter_->Finish());
+    report_.stage_seconds["finish"] += Seconds(t);
+    result_.seconds = Seconds(start_);
+    result_.peak_rss_bytes = static_cast<uint64_t>(pipeline::PeakRssBytes());
+    report_.total_seconds = result_.seconds;
+    report_.peak_rss_bytes = static_cast<double>(result_.peak_rss_bytes);
+    report_.max_resident_layers = pipeline::LayerResidency::peak();
+    if (o_.export_options.write_report) {
+      QUARRY_RETURN_IF_ERROR(report::WriteReport(report_, o_.output_dir));
+      result_.files.push_back("report.json");
+      result_.files.push_back("report.html");
+    }
+    Log(LogSeverity::kInfo, absl::StrFormat("done in %.1f s, peak RSS %.0f MiB", result_.seconds,
+                                            report_.peak_rss_bytes / (1 << 20)));
+    Progress("done", -1, 1.0);
+    return result_;
+  }
+
+  static constexpr int64_t kBatchTokens = 8192;
+
+  const QuantizeOptions& o_;
+  JobObserver null_observer_;
+  JobObserver* obs_;
+  Clock::time_point start_;
+  std::unique_ptr<model::CausalLM> model_;
+  LayerPlan plan_;
+  std::vector<std::unique_ptr<algorithms::LayerAlgorithm>> algorithms_;
+  bool needs_float_calib_ = false;
+  std::unique_ptr<Tokenizer> tokenizer_;
+  CalibrationSet calibration_;
+  std::vector<std::vector<int32_t>> eval_windows_;
+  pipeline::Batches calib_q_, calib_f_, eval_f_, eval_q_;
+  std::unique_ptr<exporter::QuarkExporter> exporter_;
+  std::map<std::string, std::string> method_;
+  std::map<std::string, double> weight_err_;
+  report::RunReport report_;
+  QuantizeResult result_;
+};
+
+}  // namespace
+
+absl::StatusOr<QuantizeResult> QuantizeModel(const QuantizeOptions& options, JobObserver* observer) {
+  Runner runner(options, observer);
+  return CatchExceptions("quantize", [&] { return runner.Run(); });
+}
+
+}  // namespace quarry

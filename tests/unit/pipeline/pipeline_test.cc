@@ -1,0 +1,147 @@
+// The layer-by-layer pipeline end to end on the fixture: export files, report, reload of the
+// exported model reproducing the pipeline's perplexity, one resident layer at a time, progress
+// and cancellation, and clear errors for bad inputs.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "pipeline/residency.h"
+#include "quarry/eval.h"
+#include "quarry/pipeline.h"
+#include "quarry/presets.h"
+#include "quarry/safetensors.h"
+
+namespace quarry {
+namespace {
+
+namespace fs = std::filesystem;
+const std::string kData = QUARRY_TEST_DATA_DIR;
+const std::string kLlama = kData + "/models/tiny-llama-kjv";
+
+std::string OutDir(const std::string& name) {
+  fs::path p = fs::temp_directory_path() / ("quarry_pipeline_" + std::to_string(::getpid())) / name;
+  fs::remove_all(p);
+  return p.string();
+}
+
+QuantizeOptions SmallJob(const std::string& preset, const std::string& out) {
+  QuantizeOptions o;
+  o.model_dir = kLlama;
+  o.config = *PresetConfig(preset);
+  o.calibration.path = kData + "/kjv-calib.jsonl";
+  o.calibration.num_samples = 8;
+  o.calibration.seq_len = 128;
+  o.output_dir = out;
+  EvalOptions e;
+  e.path = kData + "/kjv-eval.txt";
+  e.max_windows = 8;
+  o.eval = e;
+  return o;
+}
+
+class RecordingObserver : public JobObserver {
+ public:
+  void OnProgress(const ProgressEvent& e) override {
+    events.push_back(e);
+    if (cancel_at_layer >= 0 && e.layer_index == cancel_at_layer) cancelled = true;
+  }
+  void OnLog(LogSeverity s, absl::string_view m) override { logs.emplace_back(s, std::string(m)); }
+  bool IsCancelled() override { return cancelled; }
+  std::vector<ProgressEvent> events;
+  std::vector<std::pair<LogSeverity, std::string>> logs;
+  int cancel_at_layer = -1;
+  bool cancelled = false;
+};
+
+TEST(Pipeline, Int8ExportReloadsWithTheSamePerplexity) {
+  const std::string out = OutDir("int8");
+  RecordingObserver obs;
+  auto r = QuantizeModel(SmallJob("int8", out), &obs);
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_TRUE(r->perplexity_float && r->perplexity_quantized);
+  for (const char* f : {"model.safetensors", "config.json", "tokenizer.model", "report.json",
+                        "report.html", "tokenizer_config.json"})
+    EXPECT_TRUE(fs::exists(fs::path(out) / f)) << f;
+  // Tensors in Quark's naming.
+  auto st = SafetensorsFile::Open(out + "/model.safetensors");
+  ASSERT_TRUE(st.ok()) << st.status();
+  const StTensorInfo* w = (*st)->Find("model.layers.0.self_attn.q_proj.weight");
+  ASSERT_NE(w, nullptr);
+  EXPECT_EQ(w->dtype, StDtype::kI8);
+  EXPECT_NE((*st)->Find("model.layers.0.self_attn.q_proj.weight_scale"), nullptr);
+  EXPECT_NE((*st)->Find("model.layers.0.self_attn.q_proj.weight_zero_point"), nullptr);
+  EXPECT_NE((*st)->Find("model.layers.0.self_attn.q_proj.input_scale"), nullptr);
+  EXPECT_EQ((*st)->Find("lm_head.weight")->dtype, StDtype::kBF16);  // excluded: copied as is
+  // config.json carries Quark's quantization_config with the export block.
+  std::ifstream cin(out + "/config.json");
+  auto cfg = nlohmann::json::parse(cin);
+  EXPECT_EQ(cfg["quantization_config"]["quant_method"], "quark");
+  EXPECT_EQ(cfg["quantization_config"]["export"]["weight_format"], "real_quantized");
+  EXPECT_EQ(cfg["quantization_config"]["exclude"], nlohmann::json::array({"lm_head"}));
+  EXPECT_EQ(cfg["model_type"], "llama");
+  // Reloading the exported model reproduces the pipeline's fake-quantized perplexity.
+  PerplexityOptions po;
+  po.model_dir = out;
+  po.data_path = kData + "/kjv-eval.txt";
+  po.max_windows = 8;
+  auto reloaded = EvaluatePerplexity(po);
+  ASSERT_TRUE(reloaded.ok()) << reloaded.status();
+  EXPECT_TRUE(reloaded->quantized_model);
+  EXPECT_NEAR(reloaded->perplexity, *r->perplexity_quantized, 1e-6 * *r->perplexity_quantized);
+  // int8 W8A8 stays within 1% of the float perplexity.
+  EXPECT_LT(*r->perplexity_quantized / *r->perplexity_float, 1.01);
+  // Progress covered every layer and ended at 1.
+  int max_layer = -1;
+  for (const auto& e : obs.events) max_layer = std::max(max_layer, e.layer_index);
+  EXPECT_EQ(max_layer, 7);
+  EXPECT_DOUBLE_EQ(obs.events.back().fraction, 1.0);
+  // Only one decoder layer was resident at any time.
+  EXPECT_EQ(pipeline::LayerResidency::peak(), 1);
+  std::ifstream rin(out + "/report.json");
+  auto report = nlohmann::json::parse(rin);
+  EXPECT_EQ(report["max_resident_decoder_layers"], 1);
+  EXPECT_EQ(report["linears"].size(), 8u * 7 + 1);
+  EXPECT_TRUE(report["linears"][0]["output_sqnr_db"].is_number());
+}
+
+TEST(Pipeline, CancellationStopsBetweenLayers) {
+  RecordingObserver obs;
+  obs.cancel_at_layer = 2;
+  auto r = QuantizeModel(SmallJob("uint4_wo_128", OutDir("cancel")), &obs);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kCancelled);
+  int max_layer = -1;
+  for (const auto& e : obs.events) max_layer = std::max(max_layer, e.layer_index);
+  EXPECT_LE(max_layer, 3);
+}
+
+TEST(Pipeline, BadInputsFailClearly) {
+  QuantizeOptions o = SmallJob("int8", OutDir("bad"));
+  o.calibration.path = kData + "/nope.jsonl";
+  auto r = QuantizeModel(o);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_NE(r.status().message().find("nope.jsonl"), absl::string_view::npos);
+  o = SmallJob("int8", OutDir("bad2"));
+  o.model_dir = kData;  // no config.json
+  r = QuantizeModel(o);
+  EXPECT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("config.json"), absl::string_view::npos) << r.status();
+  // A corrupt weights file names the file.
+  const std::string broken = OutDir("broken_model");
+  fs::create_directories(broken);
+  for (const char* f : {"config.json", "tokenizer.model", "tokenizer_config.json"})
+    fs::copy_file(fs::path(kLlama) / f, fs::path(broken) / f);
+  std::ifstream src(kLlama + "/model.safetensors", std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(src)), {});
+  std::ofstream(broken + "/model.safetensors", std::ios::binary) << bytes.substr(0, bytes.size() / 2);
+  o = SmallJob("int8", OutDir("bad3"));
+  o.model_dir = broken;
+  r = QuantizeModel(o);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("model.safetensors"), absl::string_view::npos) << r.status();
+}
+
+}  // namespace
+}  // namespace quarry
