@@ -119,6 +119,8 @@ class LlamaModel final : public CausalLM {
     QUARRY_RETURN_IF_ERROR(load_linear(layer->gate, "mlp.gate_proj"));
     QUARRY_RETURN_IF_ERROR(load_linear(layer->up, "mlp.up_proj"));
     QUARRY_RETURN_IF_ERROR(load_linear(layer->down, "mlp.down_proj"));
+    layer->input_groups = {{&layer->q, &layer->k, &layer->v}, {&layer->o},
+                           {&layer->gate, &layer->up}, {&layer->down}};
     auto load_param = [&](at::Tensor& t, const std::string& name, bool required) -> absl::Status {
       const std::string full = absl::StrCat(p, ".", name);
       if (!required && !weights_->Contains(full)) return absl::OkStatus();

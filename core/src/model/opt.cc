@@ -90,6 +90,8 @@ class OptModel final : public CausalLM {
     QUARRY_RETURN_IF_ERROR(load_linear(layer->out, "self_attn.out_proj", h, h));
     QUARRY_RETURN_IF_ERROR(load_linear(layer->fc1, "fc1", ff, h));
     QUARRY_RETURN_IF_ERROR(load_linear(layer->fc2, "fc2", h, ff));
+    layer->input_groups = {{&layer->q, &layer->k, &layer->v}, {&layer->out}, {&layer->fc1},
+                           {&layer->fc2}};
     auto load_param = [&](at::Tensor& t, const std::string& name) -> absl::Status {
       const std::string full = absl::StrCat(p, ".", name);
       QUARRY_ASSIGN_OR_RETURN(t, LoadFloat(full));

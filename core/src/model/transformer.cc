@@ -15,6 +15,9 @@ absl::StatusOr<at::Tensor> QLinear::Forward(const at::Tensor& x, PassMode mode) 
   switch (mode) {
     case PassMode::kFloat:
       return at::linear(x, float_weight, float_bias);
+    case PassMode::kFloatCapture:
+      if (capture) capture(x);
+      return at::linear(x, float_weight, float_bias);
     case PassMode::kCapture:
     case PassMode::kObserve: {
       if (capture) capture(x);

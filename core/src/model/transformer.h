@@ -22,6 +22,7 @@ namespace quarry::model {
 // What a forward pass does with quantization.
 enum class PassMode {
   kFloat,      // original float weights, no quantizer: the float reference model
+  kFloatCapture,  // like kFloat, and capture hooks see the inputs (Qronos' float statistics)
   kCapture,    // current weights (algorithms may have replaced them), no activation quantizers
   kObserve,    // like kCapture, and static activation quantizers observe their tensors
   kQuantized,  // every quantizer applied (fake quantization): the quantized model
@@ -69,6 +70,8 @@ class DecoderLayer {
   virtual absl::StatusOr<at::Tensor> Forward(const at::Tensor& x, const ForwardContext& ctx) = 0;
   // The layer's linears in Hugging Face module order.
   std::vector<QLinear*> linears;
+  // Linears grouped by shared input, in forward order (q/k/v, o, gate/up, down for Llama).
+  std::vector<std::vector<QLinear*>> input_groups;
   // Non-linear parameters (norm weights/biases) by full name, float32, for export.
   std::vector<std::pair<std::string, at::Tensor>> other_params;
   // Quantizer of the attention softmax output (softmax_quant_spec), or null.
