@@ -304,6 +304,10 @@ TEST(HfErrors, NameTheFileAndTheProblem) {
       {[](json& j) { j["pre_tokenizer"]["type"] = 7; }, absl::StatusCode::kUnimplemented, "pre_tokenizer"},
       {[](json& j) { j["added_tokens"][0]["id"] = "x"; }, absl::StatusCode::kInvalidArgument,
        "added_tokens[0]"},
+      {[](json& j) { j["added_tokens"][0]["id"] = 2000000000; }, absl::StatusCode::kInvalidArgument,
+       "id 2000000000 is out of range"},
+      {[](json& j) { j["model"]["vocab"]["far"] = 900000000; }, absl::StatusCode::kInvalidArgument,
+       "implausibly sparse"},
   };
   for (const auto& c : cases) {
     json j = Fixture("gpt2_tiny");

@@ -87,6 +87,8 @@ TEST(PretokenizerRegex, UnsupportedSyntaxIsAClearError) {
     EXPECT_EQ(re.status().code(), absl::StatusCode::kUnimplemented) << p << ": " << re.status();
     EXPECT_NE(re.status().message().find(p), absl::string_view::npos) << re.status();
   }
+  EXPECT_EQ(PretokenizerRegex::Compile(std::string(5000, 'a')).status().code(),
+            absl::StatusCode::kInvalidArgument);
   for (const char* p : {"abc)", "(abc", "[abc", "a{3,1}", "*a", "\\", "[z-a]"}) {
     auto re = PretokenizerRegex::Compile(p);
     ASSERT_FALSE(re.ok()) << p;

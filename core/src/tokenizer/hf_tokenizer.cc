@@ -179,7 +179,11 @@ absl::Status HfByteLevelTokenizer::ParseModel(const json& model, const JsonError
     vocab_[token] = v;
     max_id = std::max(max_id, v);
   }
-  if (max_id > 50'000'000) return err.Invalid("model.vocab", "ids are implausibly large");
+  // Ids index dense tables: refuse a file whose ids are far sparser than any real vocabulary.
+  if (static_cast<int64_t>(max_id) >= 4 * static_cast<int64_t>(vocab_.size()) + 65536) {
+    return err.Invalid("model.vocab", absl::StrCat("ids up to ", max_id, " for ", vocab_.size(),
+                                                   " entries are implausibly sparse"));
+  }
   id_to_token_.assign(max_id + 1, "");
   has_token_.assign(max_id + 1, false);
   for (const auto& [token, id] : vocab_) {
@@ -426,7 +430,9 @@ absl::Status HfByteLevelTokenizer::ParseAddedTokens(const json& j, const JsonErr
       }
       AddedToken a;
       const int64_t id = t["id"].get<int64_t>();
-      if (id < 0 || id > 50'000'000) return err.Invalid(where, "id out of range");
+      if (id < 0 || id >= 4 * static_cast<int64_t>(id_to_token_.size() + j.size()) + 65536) {
+        return err.Invalid(where, absl::StrCat("id ", id, " is out of range"));
+      }
       a.id = static_cast<int32_t>(id);
       a.content = t["content"].get<std::string>();
       if (a.content.empty()) return err.Invalid(where, "empty content");

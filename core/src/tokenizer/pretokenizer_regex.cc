@@ -418,6 +418,14 @@ absl::StatusOr<PretokenizerRegex> PretokenizerRegex::Compile(std::string_view pa
     cps.push_back(c.cp);
     i += c.length;
   }
+  // Real pre-tokenizer patterns are a few hundred characters; a cap bounds parsing and the
+  // matcher's recursion (one frame per quantified element) for hostile files.
+  constexpr size_t kMaxPatternLength = 4096;
+  if (cps.size() > kMaxPatternLength) {
+    return absl::InvalidArgumentError(absl::StrCat("pre-tokenizer regex of ", cps.size(),
+                                                   " characters is longer than ",
+                                                   kMaxPatternLength));
+  }
   Parser parser(&re, std::move(cps));
   if (absl::Status s = parser.Parse(); !s.ok()) return s;
   return re;
