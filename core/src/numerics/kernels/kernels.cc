@@ -21,15 +21,27 @@
 namespace quarry::numerics::kernels {
 namespace {
 
+// The element loops are compiled twice, for baseline x86-64 (SSE2) and for AVX2, and the
+// dynamic loader picks the best at startup (GCC/Clang function multiversioning). Both clones run
+// the same IEEE operations, so results are identical.
+#if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__)
+#define QUARRY_VECTOR_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define QUARRY_VECTOR_CLONES
+#endif
+
 constexpr int64_t kChunk = 16384;  // elements per per-tensor run / minimum work per task
 constexpr float kMagicLimit = 4194304.0f;  // 2^22
 
-// ----- Element loops (vectorized) -----
+// ----- Element loops -----
+// The bodies are always inlined into the multiversioned batch functions below, so that every
+// loop is compiled (and vectorized) once per instruction set.
+#define QUARRY_INLINE inline __attribute__((always_inline))
 
 // Integer grid over one run; falls back to the scalar reference when the grid is too wide for the
 // magic-number rounding (zero points beyond +-2^22, int16/int32 ranges).
-void FakeQuantIntRun(const float* __restrict x, float* __restrict y, int64_t n, float scale,
-                     float zp, float qmin, float qmax) {
+QUARRY_INLINE void IntRunBody(const float* __restrict x, float* __restrict y, int64_t n,
+                              float scale, float zp, float qmin, float qmax) {
   IntGrid g;
   g.scale = ref::EffectiveIntScale(scale);
   g.inv = 1.0f / g.scale;
@@ -45,17 +57,30 @@ void FakeQuantIntRun(const float* __restrict x, float* __restrict y, int64_t n, 
   for (int64_t i = 0; i < n; ++i) y[i] = FakeQuantIntHalfEven(x[i], g, qmin, qmax);
 }
 
-// Float element grid over one run: Q(x / s) * s (Quark divides by the scale).
-void FakeQuantFloatRun(const float* __restrict x, float* __restrict y, int64_t n, float scale,
-                       const FloatGrid& grid) {
+// Whether 1/s is exact: s a normal power of two (every MX scale but 2^-127).
+QUARRY_INLINE bool ExactReciprocal(float s) {
+  const uint32_t b = std::bit_cast<uint32_t>(s);
+  const uint32_t e = (b >> 23) & 0xFF;
+  return (b & 0x807FFFFFu) == 0 && e >= 1 && e <= 254;
+}
+
+// Float element grid over one run: Q(x / s) * s (Quark divides by the scale). For a power-of-two
+// scale with an exact reciprocal, x * (1/s) is the same correctly rounded quotient, and much
+// cheaper than a division.
+QUARRY_INLINE void FloatRunBody(const float* __restrict x, float* __restrict y, int64_t n,
+                                float scale, const FloatGrid& g) {
   const float s = scale == 0.0f ? kFloat32Eps : scale;
-  const FloatGrid g = grid;
-  for (int64_t i = 0; i < n; ++i) y[i] = QuantizeFloatGrid(x[i] / s, g) * s;
+  if (ExactReciprocal(s)) {
+    const float inv = 1.0f / s;
+    for (int64_t i = 0; i < n; ++i) y[i] = QuantizeFloatGrid(x[i] * inv, g) * s;
+  } else {
+    for (int64_t i = 0; i < n; ++i) y[i] = QuantizeFloatGrid(x[i] / s, g) * s;
+  }
 }
 
 // min and max of a run (NaN anywhere -> NaN for both, as torch.aminmax; -0 orders below +0, as
 // in the reference). Reduced on order-preserving int32 keys so the loop vectorizes.
-void MinMaxRun(const float* __restrict x, int64_t n, float* out_min, float* out_max) {
+QUARRY_INLINE void MinMaxBody(const float* __restrict x, int64_t n, float* out_min, float* out_max) {
   int32_t lo = std::numeric_limits<int32_t>::max();
   int32_t hi = std::numeric_limits<int32_t>::min();
   int32_t nan = 0;
@@ -78,8 +103,6 @@ void MinMaxRun(const float* __restrict x, int64_t n, float* out_min, float* out_
   *out_min = std::bit_cast<float>(static_cast<uint32_t>(OrderedKey(lo)));
   *out_max = std::bit_cast<float>(static_cast<uint32_t>(OrderedKey(hi)));
 }
-
-float AbsMaxRun(const float* x, int64_t n) { return std::bit_cast<float>(AbsMaxBits(x, n)); }
 
 // ----- Runs of a layout -----
 
@@ -122,12 +145,103 @@ Runs MakeRuns(const Layout& l) {
   return runs;
 }
 
+// ----- Multiversioned batch functions: runs [rb, re) of a layout -----
+
+QUARRY_VECTOR_CLONES
+void ApplyIntRuns(const Runs& runs, int64_t rb, int64_t re, const float* x, float* y,
+                  const float* scale, const float* zp, float qmin, float qmax) {
+  for (int64_t r = rb; r < re; ++r) {
+    const int64_t b = runs.begin(r), p = runs.param(r);
+    IntRunBody(x + b, y + b, runs.len(r), scale[p], zp ? zp[p] : 0.0f, qmin, qmax);
+  }
+}
+
+QUARRY_VECTOR_CLONES
+void ApplyFloatRuns(const Runs& runs, int64_t rb, int64_t re, const float* x, float* y,
+                    const float* scale, const FloatGrid& grid) {
+  for (int64_t r = rb; r < re; ++r) {
+    const int64_t b = runs.begin(r);
+    FloatRunBody(x + b, y + b, runs.len(r), scale[runs.param(r)], grid);
+  }
+}
+
+QUARRY_VECTOR_CLONES
+void MinMaxRuns(const Runs& runs, int64_t rb, int64_t re, const float* x, float* mn, float* mx) {
+  for (int64_t r = rb; r < re; ++r) MinMaxBody(x + runs.begin(r), runs.len(r), &mn[r], &mx[r]);
+}
+
+// Dynamic integer quantization of runs: min/max, Quark's parameters, fake quantization.
+struct IntRule {
+  int64_t qmin, qmax;
+  bool symmetric, float_zero_point;
+};
+QUARRY_VECTOR_CLONES
+void FusedIntRuns(const Runs& runs, int64_t rb, int64_t re, const float* x, float* y,
+                  const IntRule& rule, float* scale_out, float* zp_out) {
+  const float qmin = static_cast<float>(rule.qmin), qmax = static_cast<float>(rule.qmax);
+  for (int64_t r = rb; r < re; ++r) {
+    const int64_t b = runs.begin(r), n = runs.len(r);
+    float mn, mx;
+    MinMaxBody(x + b, n, &mn, &mx);
+    const ref::IntParams ip =
+        ref::IntParamsFromMinMax(mn, mx, rule.qmin, rule.qmax, rule.symmetric, rule.float_zero_point);
+    scale_out[r] = ip.scale;
+    zp_out[r] = ip.zero_point;
+    IntRunBody(x + b, y + b, n, ip.scale, ip.zero_point, qmin, qmax);
+  }
+}
+
+// Dynamic float-element quantization of runs: amax, scale (float32 amax / max or E8M0), grid.
+struct FloatRule {
+  bool mx;
+  int mbits, emax;
+  MxScaleMode mode;
+  float max_norm;
+  FloatGrid grid;
+};
+QUARRY_VECTOR_CLONES
+void FusedFloatRuns(const Runs& runs, int64_t rb, int64_t re, const float* x, float* y,
+                    const FloatRule& rule, float* scale_out) {
+  for (int64_t r = rb; r < re; ++r) {
+    const int64_t b = runs.begin(r), n = runs.len(r);
+    const float amax = std::bit_cast<float>(AbsMaxBits(x + b, n));
+    float s;
+    if (rule.mx) {
+      s = ref::MxScale(amax, rule.mbits, rule.emax, rule.mode);
+    } else {
+      s = amax / rule.max_norm;
+      s = s == 0.0f ? kFloat32Eps : s;
+    }
+    scale_out[r] = s;
+    FloatRunBody(x + b, y + b, n, s, rule.grid);
+  }
+}
+
+// One row of a per_channel layout with the channel axis last: parameters vary along the row.
+QUARRY_VECTOR_CLONES
+void IntColumnsRow(const float* __restrict x, float* __restrict y, int64_t cols,
+                   const float* __restrict scale, const float* __restrict inv,
+                   const float* __restrict zp, const float* __restrict lo,
+                   const float* __restrict hi, float qmin, float qmax) {
+  for (int64_t c = 0; c < cols; ++c) {
+    const IntGrid g{scale[c], inv[c], zp[c], lo[c], hi[c]};
+    y[c] = FakeQuantIntHalfEven(x[c], g, qmin, qmax);
+  }
+}
+
+QUARRY_VECTOR_CLONES
+void FloatColumnsRow(const float* __restrict x, float* __restrict y, int64_t cols,
+                     const float* __restrict scale, const FloatGrid& grid) {
+  const FloatGrid g = grid;
+  for (int64_t c = 0; c < cols; ++c) y[c] = QuantizeFloatGrid(x[c] / scale[c], g) * scale[c];
+}
+
+
+// Splits the runs over threads; fn(rb, re) processes runs [rb, re).
 template <typename Fn>
 void ParallelRuns(const Runs& runs, Fn&& fn) {
   const int64_t grain = std::max<int64_t>(1, kChunk / std::max<int64_t>(runs.length, 1));
-  at::parallel_for(0, runs.count, grain, [&](int64_t b, int64_t e) {
-    for (int64_t r = b; r < e; ++r) fn(r, runs.begin(r), runs.len(r));
-  });
+  at::parallel_for(0, runs.count, grain, [&](int64_t rb, int64_t re) { fn(rb, re); });
 }
 
 // The layout of per_group rows: x moved to [outer * inner, channels].
@@ -152,15 +266,12 @@ void ApplyRuns(const QuantPlan& plan, const Layout& l, const float* x, float* y,
   const Runs runs = MakeRuns(l);
   if (plan.family == Family::kInt) {
     const float qmin = static_cast<float>(plan.qmin), qmax = static_cast<float>(plan.qmax);
-    ParallelRuns(runs, [&](int64_t r, int64_t b, int64_t n) {
-      const int64_t p = runs.param(r);
-      FakeQuantIntRun(x + b, y + b, n, scale[p], zp ? zp[p] : 0.0f, qmin, qmax);
+    ParallelRuns(runs, [&](int64_t rb, int64_t re) {
+      ApplyIntRuns(runs, rb, re, x, y, scale, zp, qmin, qmax);
     });
   } else {
     const FloatGrid grid = MakeFloatGrid(*plan.format);
-    ParallelRuns(runs, [&](int64_t r, int64_t b, int64_t n) {
-      FakeQuantFloatRun(x + b, y + b, n, scale[runs.param(r)], grid);
-    });
+    ParallelRuns(runs, [&](int64_t rb, int64_t re) { ApplyFloatRuns(runs, rb, re, x, y, scale, grid); });
   }
 }
 
@@ -170,29 +281,27 @@ void ApplyColumns(const QuantPlan& plan, const Layout& l, const float* x, float*
   const int64_t rows = l.outer, cols = l.channels;
   if (plan.family == Family::kInt) {
     const float qmin = static_cast<float>(plan.qmin), qmax = static_cast<float>(plan.qmax);
-    std::vector<IntGrid> grid(cols);
+    std::vector<float> sc(cols), inv(cols), z(cols), lo(cols), hi(cols);
     bool fits = true;
     for (int64_t c = 0; c < cols; ++c) {
-      IntGrid& g = grid[c];
-      g.scale = ref::EffectiveIntScale(scale[c]);
-      g.inv = 1.0f / g.scale;
-      g.zp = zp ? zp[c] : 0.0f;
-      g.lo = std::floor(qmin - g.zp) - 1.0f;
-      g.hi = std::ceil(qmax - g.zp) + 1.0f;
-      fits = fits && std::fabs(g.lo) < kMagicLimit && std::fabs(g.hi) < kMagicLimit;
+      sc[c] = ref::EffectiveIntScale(scale[c]);
+      inv[c] = 1.0f / sc[c];
+      z[c] = zp ? zp[c] : 0.0f;
+      lo[c] = std::floor(qmin - z[c]) - 1.0f;
+      hi[c] = std::ceil(qmax - z[c]) + 1.0f;
+      fits = fits && std::fabs(lo[c]) < kMagicLimit && std::fabs(hi[c]) < kMagicLimit;
     }
     const int64_t grain = std::max<int64_t>(1, kChunk / std::max<int64_t>(cols, 1));
     at::parallel_for(0, rows, grain, [&](int64_t b, int64_t e) {
       for (int64_t r = b; r < e; ++r) {
-        const float* __restrict xr = x + r * cols;
-        float* __restrict yr = y + r * cols;
-        if (!fits) {
-          for (int64_t c = 0; c < cols; ++c) {
-            yr[c] = ref::FakeQuantIntValue(xr[c], scale[c], zp ? zp[c] : 0.0f, qmin, qmax,
-                                           RoundType::kHalfEven);
-          }
-        } else {
-          for (int64_t c = 0; c < cols; ++c) yr[c] = FakeQuantIntHalfEven(xr[c], grid[c], qmin, qmax);
+        const float* xr = x + r * cols;
+        float* yr = y + r * cols;
+        if (fits) {
+          IntColumnsRow(xr, yr, cols, sc.data(), inv.data(), z.data(), lo.data(), hi.data(), qmin, qmax);
+          continue;
+        }
+        for (int64_t c = 0; c < cols; ++c) {
+          yr[c] = ref::FakeQuantIntValue(xr[c], scale[c], z[c], qmin, qmax, RoundType::kHalfEven);
         }
       }
     });
@@ -203,12 +312,7 @@ void ApplyColumns(const QuantPlan& plan, const Layout& l, const float* x, float*
   for (int64_t c = 0; c < cols; ++c) s[c] = scale[c] == 0.0f ? kFloat32Eps : scale[c];
   const int64_t grain = std::max<int64_t>(1, kChunk / std::max<int64_t>(cols, 1));
   at::parallel_for(0, rows, grain, [&](int64_t b, int64_t e) {
-    for (int64_t r = b; r < e; ++r) {
-      const float* __restrict xr = x + r * cols;
-      float* __restrict yr = y + r * cols;
-      const float* __restrict sc = s.data();
-      for (int64_t c = 0; c < cols; ++c) yr[c] = QuantizeFloatGrid(xr[c] / sc[c], g) * sc[c];
-    }
+    for (int64_t r = b; r < e; ++r) FloatColumnsRow(x + r * cols, y + r * cols, cols, s.data(), g);
   });
 }
 
@@ -268,7 +372,7 @@ bool FakeQuantizeDynamic(const QuantPlan& plan, const Layout& layout, const at::
       const Runs runs = MakeRuns(layout);
       std::vector<float> rmin(runs.count), rmax(runs.count);
       const float* xs = x.data_ptr<float>();
-      ParallelRuns(runs, [&](int64_t r, int64_t b, int64_t n) { MinMaxRun(xs + b, n, &rmin[r], &rmax[r]); });
+      ParallelRuns(runs, [&](int64_t rb, int64_t re) { MinMaxRuns(runs, rb, re, xs, rmin.data(), rmax.data()); });
       float lo = std::numeric_limits<float>::infinity(), hi = -lo;
       bool nan = false;
       for (int64_t r = 0; r < runs.count; ++r) {
@@ -302,32 +406,12 @@ bool FakeQuantizeDynamic(const QuantPlan& plan, const Layout& layout, const at::
   float* s = scale.data_ptr<float>();
   float* z = zp.data_ptr<float>();
   if (int_family) {
-    const float qmin = static_cast<float>(plan.qmin), qmax = static_cast<float>(plan.qmax);
-    ParallelRuns(runs, [&](int64_t r, int64_t b, int64_t n) {
-      float mn, mx;
-      MinMaxRun(xs + b, n, &mn, &mx);
-      const ref::IntParams ip =
-          ref::IntParamsFromMinMax(mn, mx, plan.qmin, plan.qmax, plan.symmetric, plan.float_zero_point);
-      s[r] = ip.scale;
-      z[r] = ip.zero_point;
-      FakeQuantIntRun(xs + b, ys + b, n, ip.scale, ip.zero_point, qmin, qmax);
-    });
+    const IntRule rule{plan.qmin, plan.qmax, plan.symmetric, plan.float_zero_point};
+    ParallelRuns(runs, [&](int64_t rb, int64_t re) { FusedIntRuns(runs, rb, re, xs, ys, rule, s, z); });
   } else {
-    const FloatGrid grid = MakeFloatGrid(*plan.format);
-    const bool mx_scale = plan.family == Family::kMx;
-    const float max_norm = plan.format->max_norm;
-    ParallelRuns(runs, [&](int64_t r, int64_t b, int64_t n) {
-      const float amax = AbsMaxRun(xs + b, n);
-      float sc;
-      if (mx_scale) {
-        sc = ref::MxScale(amax, plan.mx_mbits, plan.mx_emax, plan.mode);
-      } else {
-        sc = amax / max_norm;
-        sc = sc == 0.0f ? kFloat32Eps : sc;
-      }
-      s[r] = sc;
-      FakeQuantFloatRun(xs + b, ys + b, n, sc, grid);
-    });
+    const FloatRule rule{plan.family == Family::kMx, plan.mx_mbits, plan.mx_emax, plan.mode,
+                         plan.format->max_norm, MakeFloatGrid(*plan.format)};
+    ParallelRuns(runs, [&](int64_t rb, int64_t re) { FusedFloatRuns(runs, rb, re, xs, ys, rule, s); });
   }
   // Runs are numbered in rows order: for per_group that is [outer * inner, groups].
   if (layout.qscheme == QSchemeType::kPerGroup) {

@@ -161,8 +161,10 @@ void Bfp16Observer::Reset() {
 
 absl::Status PlaceholderObserver::Observe(const at::Tensor& x) {
   return CatchExceptions("PlaceholderObserver::Observe", [&]() -> absl::Status {
-    QUARRY_ASSIGN_OR_RETURN(at::Tensor unused, Prepare(x));
-    observed_ = true;
+    if (!x.defined() || !at::isFloatingType(x.scalar_type())) {
+      return absl::InvalidArgumentError("observed tensor must be a defined floating-point tensor");
+    }
+    observed_ = true;  // a cast needs no statistics; nothing is copied
     return absl::OkStatus();
   });
 }

@@ -22,7 +22,13 @@ float MxScale(float amax, int mbits, int emax, MxScaleMode mode) {
       const uint32_t bits = (FloatBits(amax) + (1u << (23 - mbits - 1))) & 0xFF800000u;
       rounded = BitsToFloat(bits);
     }
-    float e = std::floor(Log2AsFloat32(rounded)) - static_cast<float>(emax);
+    // `rounded` is +0, a normal power of two or +Inf, so floor(log2(rounded)) is exact: -Inf,
+    // its exponent, +Inf (read from the bits rather than computed with a logarithm).
+    const uint32_t exponent_field = FloatBits(rounded) >> 23;
+    float e = exponent_field == 0      ? -std::numeric_limits<float>::infinity()
+              : exponent_field == 0xFF ? std::numeric_limits<float>::infinity()
+                                       : static_cast<float>(static_cast<int>(exponent_field) - 127);
+    e -= static_cast<float>(emax);
     e = std::min(std::max(e, -127.0f), 127.0f);
     return Pow2(e);
   }
