@@ -1,6 +1,9 @@
 // quarry-worker: fills WorkerOptions from flags and runs a worker until SIGINT/SIGTERM.
+#include <pthread.h>
+
 #include <csignal>
 #include <cstdio>
+#include <thread>
 
 #include <CLI/CLI.hpp>
 
@@ -19,20 +22,41 @@ int main(int argc, char** argv) {
                  "(default $TMPDIR/quarry-worker-PID)");
   app.add_option("--threads", o.threads, "Compute threads (0 = all hardware threads)")
       ->capture_default_str();
+  app.add_option("--memory-bytes", o.memory_bytes, "Memory offered to jobs (0 = host memory "
+                 "for cpu, unlimited for cuda/hip)")->capture_default_str();
   app.add_option("--reconnect-min-ms", o.reconnect_min_ms, "Initial reconnect backoff")
       ->capture_default_str();
   app.add_option("--reconnect-max-ms", o.reconnect_max_ms, "Maximum reconnect backoff")
       ->capture_default_str();
+  app.add_flag("--keep-job-dirs", o.keep_job_dirs, "Keep each job's scratch directory (its "
+               "exported files under out/) after the job, for inspection");
+  app.add_flag("--fetch-inputs", o.fetch_inputs, "Always fetch uploaded models/datasets from "
+               "the server instead of reading the server's paths (as on another machine)");
   app.add_flag("--exit-on-disconnect", o.exit_on_disconnect, "Exit when the server goes away "
                "instead of reconnecting");
   CLI11_PARSE(app, argc, argv);
 
+  // Block the termination signals in every thread; one thread waits for them and stops the
+  // worker (its job is abandoned, so the server re-queues it).
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
   auto worker = quarry::worker::Worker::Create(o);
   if (!worker.ok()) {
     std::fprintf(stderr, "quarry-worker: %s\n", worker.status().ToString().c_str());
-    return 1;
+    return 2;
   }
+  std::thread waiter([&] {
+    int sig = 0;
+    sigwait(&signals, &sig);
+    if (sig == SIGINT || sig == SIGTERM) (*worker)->Stop();
+  });
   absl::Status st = (*worker)->Run();
+  pthread_kill(waiter.native_handle(), SIGTERM);  // wake the waiter if Run() ended first
+  waiter.join();
   if (!st.ok()) {
     std::fprintf(stderr, "quarry-worker: %s\n", st.ToString().c_str());
     return 1;

@@ -3,6 +3,7 @@
 // called from any thread.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
 
@@ -28,14 +29,32 @@ struct WorkerOptions {
   int reconnect_max_ms = 5000;
   // Exit instead of reconnecting when the server goes away. Default false.
   bool exit_on_disconnect = false;
+  // Memory offered to jobs, in bytes (the scheduler only sends jobs whose estimate fits).
+  // Default 0 = host memory for cpu; unknown (no limit) for cuda/hip.
+  uint64_t memory_bytes = 0;
+  // Keep each job's directory (<work_dir>/<job>-<attempt>/out holds what the pipeline wrote)
+  // after the job instead of deleting it. Default false.
+  bool keep_job_dirs = false;
+  // Fetch uploaded inputs over WorkerService.FetchInput even when the server's path for them
+  // is readable here (a worker on another machine always fetches). Default false.
+  bool fetch_inputs = false;
 };
+
+class JobRunner;
 
 class Worker {
  public:
+  // A worker that runs jobs through core's pipeline (quarry::QuantizeModel).
   static absl::StatusOr<std::unique_ptr<Worker>> Create(WorkerOptions options);
+  // The same with another runner (tests script the job instead of running core).
+  static absl::StatusOr<std::unique_ptr<Worker>> CreateWithRunner(
+      WorkerOptions options, std::unique_ptr<JobRunner> runner);
   virtual ~Worker() = default;
-  // Runs until Stop() (returns OK) or a fatal error.
+  // Connects and serves jobs until Stop() (returns OK), or until the server goes away when
+  // exit_on_disconnect. A running job is abandoned on return: not reported, so the server
+  // re-queues it.
   virtual absl::Status Run() = 0;
+  // Makes Run() return soon; the current job stops at its next layer boundary.
   virtual void Stop() = 0;
 };
 
