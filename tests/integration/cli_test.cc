@@ -1,0 +1,169 @@
+// The `quarry` CLI against a real server and worker: every service subcommand, exit codes
+// (0 ok, 1 failed, 2 usage, 3 unreachable), --json output a script can parse, --server before
+// or after the subcommand and $QUARRY_SERVER; and `quarry quantize` with no server, which runs
+// the job through an embedded server with a local worker.
+#include <sys/wait.h>
+
+#include <filesystem>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "service_harness.h"
+
+namespace quarry::testing {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct CliResult {
+  int code = -1;
+  std::string out, err;
+};
+
+class CliTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new TempDir("cli");
+    server_ = new ServerProcess(
+        StartServer(dir_->path() + "/data", {"--model-root", TestDataDir()}));
+    worker_ = StartWorker(server_->address, "w1", dir_->path() + "/w1.log").release();
+  }
+  static void TearDownTestSuite() {
+    delete worker_;
+    delete server_;
+    delete dir_;
+  }
+  // Runs `quarry ARGS` with QUARRY_SERVER unset unless `env` says otherwise.
+  static CliResult Quarry(const std::vector<std::string>& args, const std::string& env = "") {
+    static int n = 0;
+    const std::string out = absl::StrCat(dir_->path(), "/out", n, ".txt");
+    const std::string err = absl::StrCat(dir_->path(), "/err", n++, ".txt");
+    std::string cmd = absl::StrCat("env -u QUARRY_SERVER ", env, " ", BinaryDir(),
+                                   "/client/quarry ", absl::StrJoin(args, " "), " > ", out,
+                                   " 2> ", err);
+    int status = std::system(cmd.c_str());
+    CliResult r;
+    r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    r.out = ReadFile(out);
+    r.err = ReadFile(err);
+    return r;
+  }
+  static std::vector<std::string> JobArgs() {
+    return {"--model", TinyModel(), "--preset", "int4_wo_128", "--calib", CalibrationFile(),
+            "--num-samples", "2", "--seq-len", "32", "--skip-report"};
+  }
+  static std::string Server() { return server_->address; }
+
+  static TempDir* dir_;
+  static ServerProcess* server_;
+  static Process* worker_;
+};
+TempDir* CliTest::dir_ = nullptr;
+ServerProcess* CliTest::server_ = nullptr;
+Process* CliTest::worker_ = nullptr;
+
+TEST_F(CliTest, SubmitWaitShowLogsJobsDownload) {
+  std::vector<std::string> args = {"--server", Server(), "--json", "submit", "--wait",
+                                   "--name", "cli-job", "--label", "from=cli"};
+  for (const auto& a : JobArgs()) args.push_back(a);
+  CliResult submit = Quarry(args);
+  ASSERT_EQ(submit.code, 0) << submit.err << submit.out;
+  // --json --wait: one JSON event per line; the last is the SUCCEEDED state.
+  std::vector<std::string> lines = absl::StrSplit(absl::StripTrailingAsciiWhitespace(submit.out), '\n');
+  ASSERT_FALSE(lines.empty());
+  auto last = nlohmann::json::parse(lines.back());
+  EXPECT_EQ(last["state"]["state"], "JOB_STATE_SUCCEEDED") << lines.back();
+  const std::string id = last["job_id"];
+
+  // --server after the subcommand works too.
+  CliResult show = Quarry({"show", id, "--server", Server(), "--json"});
+  ASSERT_EQ(show.code, 0) << show.err;
+  auto job = nlohmann::json::parse(show.out);
+  EXPECT_EQ(job["state"], "JOB_STATE_SUCCEEDED");
+  EXPECT_EQ(job["spec"]["name"], "cli-job");
+  ASSERT_GT(job["artifacts"].size(), 0u);
+
+  CliResult human = Quarry({"--server", Server(), "show", id});
+  EXPECT_EQ(human.code, 0);
+  EXPECT_TRUE(absl::StrContains(human.out, "succeeded")) << human.out;
+
+  CliResult logs = Quarry({"--server", Server(), "logs", id, "--min-severity", "1"});
+  EXPECT_EQ(logs.code, 0) << logs.err;
+  EXPECT_TRUE(absl::StrContains(logs.out, "INFO")) << logs.out;
+  EXPECT_FALSE(absl::StrContains(logs.out, "DEBUG")) << logs.out;
+
+  CliResult jobs = Quarry({"--server", Server(), "--json", "jobs", "--label", "from=cli"});
+  ASSERT_EQ(jobs.code, 0) << jobs.err;
+  auto list = nlohmann::json::parse(jobs.out);
+  ASSERT_EQ(list.size(), 1u);
+  EXPECT_EQ(list[0]["id"], id);
+
+  const std::string out = dir_->path() + "/download";
+  CliResult dl = Quarry({"--server", Server(), "download", id, "--out", out});
+  ASSERT_EQ(dl.code, 0) << dl.err;
+  for (const auto& a : job["artifacts"])
+    EXPECT_EQ(Sha256OfFile(out + "/" + a["name"].get<std::string>()), a["sha256"]);
+
+  // `quarry watch` of a finished job replays it and exits 0.
+  CliResult watch = Quarry({"--server", Server(), "watch", id});
+  EXPECT_EQ(watch.code, 0) << watch.err;
+  EXPECT_TRUE(absl::StrContains(watch.err, "succeeded")) << watch.err;
+}
+
+TEST_F(CliTest, ServerFromEnvironmentCancelAndUpload) {
+  std::vector<std::string> args = {"submit", "--model", TinyModel(), "--preset", "int8",
+                                   "--calib", CalibrationFile(), "--num-samples", "128",
+                                   "--seq-len", "512", "--priority", "-5"};
+  CliResult submit = Quarry(args, "QUARRY_SERVER=" + Server());
+  ASSERT_EQ(submit.code, 0) << submit.err;
+  const std::string id(absl::StripAsciiWhitespace(submit.out));
+  CliResult cancel = Quarry({"cancel", id}, "QUARRY_SERVER=" + Server());
+  ASSERT_EQ(cancel.code, 0) << cancel.err;
+  EXPECT_TRUE(absl::StrContains(cancel.out, "cancel")) << cancel.out;
+  CliResult watch = Quarry({"watch", id}, "QUARRY_SERVER=" + Server());
+  EXPECT_EQ(watch.code, 1) << "a cancelled job is not a success";
+
+  CliResult up = Quarry({"--server", Server(), "--json", "upload-model", TinyModel()});
+  ASSERT_EQ(up.code, 0) << up.err;
+  auto resp = nlohmann::json::parse(up.out);
+  EXPECT_FALSE(resp["id"].get<std::string>().empty());
+  EXPECT_EQ(resp["files"].size(), 7u);
+}
+
+TEST_F(CliTest, ExitCodes) {
+  CliResult unknown = Quarry({"--server", Server(), "show", "j0000"});
+  EXPECT_EQ(unknown.code, 1);
+  EXPECT_TRUE(absl::StrContains(unknown.err, "j0000")) << unknown.err;
+  CliResult usage = Quarry({"--server", Server(), "show"});
+  EXPECT_EQ(usage.code, 2) << usage.err;
+  CliResult unreachable = Quarry({"--server", "127.0.0.1:1", "jobs"});
+  EXPECT_EQ(unreachable.code, 3) << unreachable.err;
+  CliResult denied = Quarry({"--server", Server(), "submit", "--model", "/etc", "--preset",
+                             "fp8"});
+  EXPECT_EQ(denied.code, 1);
+  EXPECT_TRUE(absl::StrContains(denied.err, "outside")) << denied.err;
+}
+
+// The README's main-job command: no --server, so an embedded server and local worker run it.
+TEST_F(CliTest, QuantizeWithoutAServerRunsThroughAnEmbeddedOne) {
+  const std::string out = dir_->path() + "/quantized";
+  std::vector<std::string> args = {"quantize", "--out", out, "--threads", "1"};
+  for (const auto& a : JobArgs()) args.push_back(a);
+  CliResult r = Quarry(args);
+  ASSERT_EQ(r.code, 0) << r.err << r.out;
+  EXPECT_TRUE(absl::StrContains(r.err, "embedded server")) << r.err;
+  bool weights = false;
+  for (const auto& f : fs::recursive_directory_iterator(out))
+    weights |= f.path().extension() == ".safetensors";
+  EXPECT_TRUE(weights) << "the quantized model was downloaded into --out";
+  EXPECT_TRUE(fs::exists(out + "/config.json"));
+}
+
+}  // namespace
+}  // namespace quarry::testing
