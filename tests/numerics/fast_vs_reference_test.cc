@@ -89,6 +89,8 @@ struct Case {
   QuantizationSpec spec;
 };
 
+void PrintTo(const Case& c, std::ostream* os) { *os << c.name; }
+
 QuantizationSpec Int(Dtype d, QSchemeType q, bool sym, std::optional<int> axis = std::nullopt,
                      std::optional<int> group = std::nullopt, bool float_zp = false) {
   QuantizationSpec s;

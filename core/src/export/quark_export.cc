@@ -136,7 +136,8 @@ absl::Status QuarkExporter::AddLinear(const model::QLinear& l, const LayerPlanEn
           "(float32 values on the quantization grid)"));
       warned_fake_ = true;
     }
-    if (!l.weight_q->params())
+    // mx6/mx9/bfp16 quantizers are dynamic (no stored scales): they are always fake_only.
+    if (!l.weight_q->params() && !(fake_only && l.weight_q->is_dynamic()))
       return absl::InternalError(absl::StrCat(p, ": weight quantizer not frozen"));
     if (fake_only) {
       QUARRY_RETURN_IF_ERROR(AddTensor(wname, l.weight.to(at::kFloat)));

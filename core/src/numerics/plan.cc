@@ -116,6 +116,9 @@ absl::StatusOr<QuantPlan> PlanBlock(const QuantizationSpec& spec, QuantPlan plan
       plan.element = spec.dtype;
       plan.quant_bit = spec.dtype == Dtype::kMx6 ? 5 : 8;
       plan.observer = "PlaceholderObserver";
+      // Quark quantizes mx6/mx9 with a non-scaled fake quantizer: the shared exponents come from
+      // each tensor it sees, whatever is_dynamic says (nothing is calibrated or stored).
+      plan.dynamic = true;
       return plan;
     }
     case Dtype::kBfp16:
@@ -124,6 +127,7 @@ absl::StatusOr<QuantPlan> PlanBlock(const QuantizationSpec& spec, QuantPlan plan
       plan.family = Family::kBfp16;
       plan.element = Dtype::kInt8;
       plan.observer = "PerBlockBFPObserver";
+      plan.dynamic = true;  // as mx6/mx9: shared exponents from each tensor (Quark's behaviour)
       return plan;
     default:
       return absl::InternalError("PlanBlock called for a non-block dtype");

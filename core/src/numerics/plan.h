@@ -56,7 +56,7 @@ struct QuantPlan {
   std::optional<ScaleType> scale_rounding;
 
   std::string observer;  // resolved observer class name
-  bool dynamic = false;  // spec.is_dynamic, None = false
+  bool dynamic = false;  // spec.is_dynamic (None = false); always true for mx6, mx9 and bfp16
 
   bool has_zero_point() const { return family == Family::kInt; }
   bool has_params() const { return family != Family::kCast; }

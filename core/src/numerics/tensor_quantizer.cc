@@ -146,7 +146,10 @@ absl::StatusOr<std::unique_ptr<TensorQuantizer>> TensorQuantizer::Create(
 
 bool TensorQuantizer::is_dynamic() const {
   for (const QuantizationSpec& s : stages_) {
-    if (!s.is_scale_quant) return s.is_dynamic.value_or(false);
+    if (s.is_scale_quant) continue;
+    // The plan knows the formats whose scales always come from the tensor (mx6, mx9, bfp16).
+    auto plan = numerics::MakePlan(s);
+    return plan.ok() ? plan->dynamic : s.is_dynamic.value_or(false);
   }
   return false;
 }

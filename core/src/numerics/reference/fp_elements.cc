@@ -139,7 +139,9 @@ float Pow2(float e) {
   if (std::isnan(e)) return e;
   if (e > 200.0f) return std::numeric_limits<float>::infinity();
   if (e < -200.0f) return 0.0f;
-  return std::ldexp(1.0f, static_cast<int>(e));
+  const int k = static_cast<int>(e);
+  if (k >= -126 && k <= 127) return BitsToFloat(static_cast<uint32_t>(k + 127) << 23);  // normal
+  return std::ldexp(1.0f, k);  // subnormal, zero or infinite results
 }
 
 }  // namespace quarry::numerics::ref
