@@ -5,7 +5,7 @@
 // suffix, no dummy prefix, ...). Inputs: every line of the eval text, whitespace edge cases,
 // special-symbol strings, and seeded random ASCII, Unicode and arbitrary-byte strings. Encode
 // ids, decoded text (of those ids and of random id sequences), pieces and special ids must all
-// be identical.
+// be identical. Two models also get UNUSED pieces (BPE resegmentation, unigram skipping).
 #include <gtest/gtest.h>
 
 #include <unistd.h>
@@ -17,8 +17,12 @@
 #include <random>
 #include <sstream>
 
+#include <cstring>
+
 #include "quarry/tokenizer.h"
 #include "test_util.h"
+#include "tokenizer/protobuf_wire.h"
+#include "tokenizer/sentencepiece_model.h"
 
 namespace quarry {
 namespace {
@@ -194,8 +198,10 @@ std::vector<std::string> TestStrings() {
 
 struct ModelCase {
   std::string name;
-  std::string flags;  // spm_train flags; empty for the fixture
+  std::string flags;         // spm_train flags; empty for the fixture
+  bool mark_unused = false;  // turn some NORMAL pieces into UNUSED ones (see MarkUnused)
 };
+
 void PrintTo(const ModelCase& c, std::ostream* os) { *os << c.name; }
 
 std::string CorpusPath() {
@@ -216,7 +222,64 @@ std::string CorpusPath() {
   return path;
 }
 
+std::string Varint(uint64_t v) {
+  std::string out;
+  for (; v >= 0x80; v >>= 7) out.push_back(static_cast<char>((v & 0x7F) | 0x80));
+  out.push_back(static_cast<char>(v));
+  return out;
+}
+
+// Rewrites a ModelProto with every 7th NORMAL piece among ids 260..599 marked UNUSED: BPE must
+// then resegment merges that produce them, and unigram must skip them. Models are edited like
+// this by hand (e.g. to retire pieces), and no trainer writes UNUSED pieces.
+std::string MarkUnused(const std::string& model_path) {
+  const std::string bytes = ReadFileOrDie(model_path);
+  auto proto = tokenizer_internal::ParseSpModelProto(bytes, model_path);
+  if (!proto.ok()) throw std::runtime_error(std::string(proto.status().message()));
+  std::string out;
+  tokenizer_internal::WireReader reader(bytes);
+  size_t piece_index = 0;
+  int marked = 0;
+  while (!reader.done()) {
+    tokenizer_internal::WireField f;
+    if (!reader.Next(&f).ok()) throw std::runtime_error("cannot re-read " + model_path);
+    const size_t end = f.payload_offset + f.bytes.size();  // top-level fields are all bytes
+    if (f.number != 1) {
+      out.append(bytes, f.offset, end - f.offset);
+      continue;
+    }
+    const auto& piece = proto->pieces[piece_index];
+    int32_t type = piece.type;
+    if (piece_index >= 260 && piece_index < 600 && piece_index % 7 == 0 &&
+        type == tokenizer_internal::SpPiece::kNormal) {
+      type = tokenizer_internal::SpPiece::kUnused;
+      ++marked;
+    }
+    std::string body = "\x0A" + Varint(piece.piece.size()) + piece.piece + "\x15";
+    uint32_t bits;
+    std::memcpy(&bits, &piece.score, 4);
+    for (int i = 0; i < 4; ++i) body.push_back(static_cast<char>(bits >> (8 * i)));
+    body += "\x18" + Varint(static_cast<uint32_t>(type));
+    out += "\x0A" + Varint(body.size()) + body;
+    ++piece_index;
+  }
+  if (marked < 20) throw std::runtime_error("too few pieces marked UNUSED");
+  const std::string path = model_path.substr(0, model_path.size() - 6) + "_unused.model";
+  std::ofstream(path, std::ios::binary) << out;
+  return path;
+}
+
+std::string TrainedModelPath(const ModelCase& c);
+
 std::string ModelPath(const ModelCase& c) {
+  const std::string base = TrainedModelPath(c);
+  if (!c.mark_unused) return base;
+  const fs::path copy = WorkDir() / (c.name + ".model");
+  if (!fs::exists(copy)) fs::copy_file(base, copy);
+  return MarkUnused(copy.string());
+}
+
+std::string TrainedModelPath(const ModelCase& c) {
   if (c.flags.empty()) return kKjvModel;
   const std::string prefix = (WorkDir() / c.name).string();
   if (fs::exists(prefix + ".model")) return prefix + ".model";
@@ -278,6 +341,14 @@ TEST_P(SentencePieceCrossCheck, MatchesLibsentencepiece) {
     }
   }
   EXPECT_EQ(mismatches, 0);
+  if (GetParam().mark_unused) {
+    // The edit matters: many strings encode differently than with the unedited model.
+    auto base = Tokenizer::FromSentencePieceFile(TrainedModelPath(GetParam()));
+    ASSERT_TRUE(base.ok());
+    int changed = 0;
+    for (size_t i = 0; i < strings.size(); ++i) changed += (*base)->Encode(strings[i], false) != all_ids[i];
+    EXPECT_GT(changed, 100);
+  }
 
   // Decoding: the ids above, and random id sequences (control, byte and unknown pieces in any
   // order, including leading U+2581 pieces after invisible ones).
@@ -313,10 +384,16 @@ INSTANTIATE_TEST_SUITE_P(
     Models, SentencePieceCrossCheck,
     ::testing::Values(
         ModelCase{"kjv_fixture", ""},
+        ModelCase{"kjv_fixture_with_unused_pieces", "", true},
         ModelCase{"unigram_nfkc",
                   "--model_type=unigram --vocab_size=1000 --character_coverage=0.9995 "
                   "--user_defined_symbols=<sep>,[MASK] --control_symbols=<ctrl> --pad_id=3 "
                   "--hard_vocab_limit=false"},
+        ModelCase{"unigram_nfkc_with_unused_pieces",
+                  "--model_type=unigram --vocab_size=1000 --character_coverage=0.9995 "
+                  "--user_defined_symbols=<sep>,[MASK] --control_symbols=<ctrl> --pad_id=3 "
+                  "--hard_vocab_limit=false",
+                  true},
         ModelCase{"unigram_bytes_identity",
                   "--model_type=unigram --vocab_size=1200 --byte_fallback=true "
                   "--normalization_rule_name=identity --remove_extra_whitespaces=false "
