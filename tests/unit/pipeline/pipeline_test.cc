@@ -3,6 +3,8 @@
 // and cancellation, and clear errors for bad inputs.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cctype>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -142,6 +144,66 @@ TEST(Pipeline, BadInputsFailClearly) {
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.status().message().find("model.safetensors"), absl::string_view::npos) << r.status();
 }
+
+// Every preset the issue lists exports and reloads to the pipeline's perplexity, on both fixture
+// families (small calibration; the full-size table is in docs/results.md).
+struct PresetCase {
+  const char* model;
+  const char* preset;
+};
+
+void PrintTo(const PresetCase& c, std::ostream* os) { *os << c.model << " " << c.preset; }
+
+class PresetExport : public ::testing::TestWithParam<PresetCase> {};
+
+TEST_P(PresetExport, ExportsAndReloads) {
+  const PresetCase c = GetParam();
+  std::string name = std::string(c.model) + "_" + c.preset;
+  std::replace(name.begin(), name.end(), '+', '_');
+  const std::string out = OutDir(name);
+  QuantizeOptions o = SmallJob(c.preset, out);
+  o.model_dir = kData + "/models/" + c.model;
+  o.calibration.num_samples = 4;
+  o.calibration.seq_len = 64;
+  o.eval->max_windows = 4;
+  auto r = QuantizeModel(o);
+  ASSERT_TRUE(r.ok()) << r.status();
+  PerplexityOptions po;
+  po.model_dir = out;
+  po.data_path = kData + "/kjv-eval.txt";
+  po.max_windows = 4;
+  auto reloaded = EvaluatePerplexity(po);
+  ASSERT_TRUE(reloaded.ok()) << reloaded.status();
+  EXPECT_NEAR(reloaded->perplexity, *r->perplexity_quantized, 1e-5 * *r->perplexity_quantized);
+  // Sanity: quantization changed the model, costs something, and the model still works.
+  EXPECT_NE(*r->perplexity_quantized, *r->perplexity_float);
+  EXPECT_GT(*r->perplexity_quantized, 0.98 * *r->perplexity_float);
+  EXPECT_LT(*r->perplexity_quantized, 1.5 * *r->perplexity_float);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Presets, PresetExport,
+    ::testing::Values(PresetCase{"tiny-llama-kjv", "int8"}, PresetCase{"tiny-llama-kjv", "fp8"},
+                      PresetCase{"tiny-llama-kjv", "int4_wo_128"},
+                      PresetCase{"tiny-llama-kjv", "uint4_wo_128"},
+                      PresetCase{"tiny-llama-kjv", "mxfp4"},
+                      PresetCase{"tiny-llama-kjv", "fp8+kv_fp8"},
+                      PresetCase{"tiny-llama-kjv", "ptpc_fp8"},
+                      PresetCase{"tiny-llama-kjv", "int4_wo_per_channel"},
+                      PresetCase{"tiny-llama-kjv", "mx6"},
+                      PresetCase{"tiny-llama-kjv", "bfp16"},
+                      PresetCase{"tiny-llama-kjv", "int4_fp8"},
+                      PresetCase{"tiny-opt-kjv", "int8"}, PresetCase{"tiny-opt-kjv", "fp8"},
+                      PresetCase{"tiny-opt-kjv", "int4_wo_128"},
+                      PresetCase{"tiny-opt-kjv", "uint4_wo_128"},
+                      PresetCase{"tiny-opt-kjv", "mxfp4"},
+                      PresetCase{"tiny-opt-kjv", "fp8+kv_fp8"}),
+    [](const ::testing::TestParamInfo<PresetCase>& info) {
+      std::string n = std::string(info.param.model) + "_" + info.param.preset;
+      for (char& ch : n)
+        if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
+      return n;
+    });
 
 }  // namespace
 }  // namespace quarry
