@@ -105,7 +105,9 @@ class Runner {
     // Layers are the bulk of the work: prepare = 2%, layers = 95%, head/export = 3%.
     double f = 0.02;
     if (layer >= 0 && n > 0) f += 0.95 * (layer + std::clamp(layer_fraction, 0.0, 1.0)) / n;
-    if (stage == "head" || stage == "export" || stage == "done") f = stage == "done" ? 1.0 : 0.97;
+    // After the layers (layer < 0): head, evaluation and the final files.
+    if (layer < 0 && (stage == "head" || stage == "eval" || stage == "export")) f = 0.97;
+    if (stage == "done") f = 1.0;
     e.fraction = f;
     e.elapsed_seconds = Seconds(start_);
     e.eta_seconds = f > 0.03 ? e.elapsed_seconds * (1 - f) / f : -1;

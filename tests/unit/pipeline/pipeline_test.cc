@@ -99,6 +99,11 @@ TEST(Pipeline, Int8ExportReloadsWithTheSamePerplexity) {
   for (const auto& e : obs.events) max_layer = std::max(max_layer, e.layer_index);
   EXPECT_EQ(max_layer, 7);
   EXPECT_DOUBLE_EQ(obs.events.back().fraction, 1.0);
+  // ... and never went backwards (a progress bar must not jump back).
+  for (size_t i = 1; i < obs.events.size(); ++i)
+    EXPECT_GE(obs.events[i].fraction, obs.events[i - 1].fraction)
+        << obs.events[i - 1].stage << " " << obs.events[i - 1].layer_index << " -> "
+        << obs.events[i].stage << " " << obs.events[i].layer_index;
   // Only one decoder layer was resident at any time.
   EXPECT_EQ(pipeline::LayerResidency::peak(), 1);
   std::ifstream rin(out + "/report.json");
