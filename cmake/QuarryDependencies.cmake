@@ -1,6 +1,13 @@
 # Every dependency comes from a Debian 12 package installed by scripts/setup.sh.
 find_package(Threads REQUIRED)
 find_package(Torch REQUIRED)            # libtorch-dev
+# A CUDA build needs a LibTorch built with CUDA too (Debian's libtorch-dev is CPU-only): having
+# nvcc is not enough.
+if(QUARRY_ENABLE_CUDA AND NOT CAFFE2_USE_CUDA)
+  message(FATAL_ERROR "QUARRY_ENABLE_CUDA=ON but the LibTorch found (${Torch_DIR}) was built "
+                      "without CUDA; point Torch_DIR at a CUDA LibTorch or configure with "
+                      "-DQUARRY_ENABLE_CUDA=OFF")
+endif()
 find_package(absl CONFIG REQUIRED)      # libabsl-dev
 find_package(Protobuf REQUIRED)         # libprotobuf-dev, protobuf-compiler
 find_package(gRPC CONFIG REQUIRED)      # libgrpc++-dev, protobuf-compiler-grpc
