@@ -5,6 +5,8 @@
 #include <sys/wait.h>
 
 #include <filesystem>
+#include <fstream>
+#include <map>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -148,6 +150,50 @@ TEST_F(CliTest, ExitCodes) {
                              "fp8"});
   EXPECT_EQ(denied.code, 1);
   EXPECT_TRUE(absl::StrContains(denied.err, "outside")) << denied.err;
+}
+
+// `quarry config`: validate (exit 0 / 1 with field paths), show a preset as JSON that validates
+// again, explain the per-layer plan of a hand-written Quark config on the fixture model.
+TEST_F(CliTest, ConfigValidateShowExplain) {
+  const std::string examples = std::string(QUARRY_SOURCE_DIR) + "/examples/configs/";
+  for (const char* f : {"fp8_w8a8_kv_fp8.json", "int4_g128_gptq_excludes.json"}) {
+    CliResult ok = Quarry({"config", "validate", examples + f, "--model", TinyModel()});
+    EXPECT_EQ(ok.code, 0) << f << ": " << ok.err;
+    EXPECT_TRUE(absl::StrContains(ok.out, "valid")) << ok.out;
+  }
+  const std::string bad = dir_->path() + "/bad_config.json";
+  std::ofstream(bad) << R"({"global_quant_config": {"weight": {"dtype": "int4", "qscheme": )"
+                        R"("per_group", "ch_axis": -1, "group_size": -3}}})";
+  CliResult invalid = Quarry({"config", "validate", bad});
+  EXPECT_EQ(invalid.code, 1);
+  EXPECT_TRUE(absl::StrContains(invalid.err, "global_quant_config.weight.group_size"))
+      << invalid.err;
+
+  CliResult shown = Quarry({"config", "show", "--preset", "int4_wo_128"});
+  ASSERT_EQ(shown.code, 0) << shown.err;
+  const nlohmann::json preset = nlohmann::json::parse(shown.out);
+  EXPECT_EQ(preset["global_quant_config"]["weight"]["dtype"], "int4");
+  EXPECT_EQ(preset["global_quant_config"]["weight"]["group_size"], 128);
+  const std::string saved = dir_->path() + "/preset.json";
+  std::ofstream(saved) << shown.out;
+  EXPECT_EQ(Quarry({"config", "validate", saved}).code, 0) << "a shown preset validates";
+
+  CliResult plan = Quarry({"config", "explain", "--model", TinyModel(), "--config",
+                           examples + "int4_g128_gptq_excludes.json", "--json"});
+  ASSERT_EQ(plan.code, 0) << plan.err;
+  std::map<std::string, bool> excluded;
+  const nlohmann::json layers = nlohmann::json::parse(plan.out)["layers"];
+  for (const auto& l : layers)
+    excluded[l["name"].get<std::string>()] = l["excluded"].get<bool>();
+  const std::map<std::string, bool> expected = {{"model.layers.0.self_attn.q_proj", false},
+                                                {"model.layers.0.mlp.down_proj", true},
+                                                {"model.layers.1.mlp.down_proj", false},
+                                                {"model.layers.7.self_attn.o_proj", true},
+                                                {"lm_head", true}};
+  for (const auto& [name, want] : expected) {
+    ASSERT_TRUE(excluded.count(name)) << name << " missing from the plan:\n" << plan.out;
+    EXPECT_EQ(excluded.at(name), want) << name;
+  }
 }
 
 // The README's main-job command: no --server, so an embedded server and local worker run it.
