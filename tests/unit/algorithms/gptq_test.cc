@@ -186,7 +186,9 @@ TEST(Gptq, FastMatchesTranscription) {
     const double same_point =
         ((fast->weight - ref->weight).abs() <= 1e-5 * amax).to(at::kDouble).mean().item<double>();
     EXPECT_GE(same_point, 0.999) << Name(v.spec.dtype) << " act=" << v.act << " static=" << v.stat;
-    if (v.stat || v.spec.qscheme != QSchemeType::kPerGroup) EXPECT_GE(identical, 0.999);
+    if (v.stat || v.spec.qscheme != QSchemeType::kPerGroup) {
+      EXPECT_GE(identical, 0.999);
+    }
     const double ef = LayerOutputError(X, W, fast->weight), er = LayerOutputError(X, W, ref->weight);
     EXPECT_NEAR(ef / er, 1.0, 1e-3);
     auto rtn = RtnQuantizeWeight(W, v.spec);
