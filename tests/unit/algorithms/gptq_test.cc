@@ -119,7 +119,9 @@ TEST(GptqOracle, QuantizedWeightsMatchReference) {
         ((r->weight - Qref).abs() <= 1e-5 * row_amax).to(at::kDouble).mean().item<double>();
     EXPECT_GE(same_point, 0.99) << "fraction on the reference's grid point (exactly identical: "
                                 << identical << ")";
-    if (meta["static_groups"] || meta["groupsize"] == -1) EXPECT_GE(identical, 0.99);
+    if (meta["static_groups"] || meta["groupsize"] == -1) {
+      EXPECT_GE(identical, 0.99);
+    }
     const double err = LayerOutputError(X, W, r->weight);
     const double err_ref = meta["err_gptq"], err_rtn = meta["err_rtn"];
     EXPECT_NEAR(err / err_ref, 1.0, 0.01) << err << " vs " << err_ref;
