@@ -84,7 +84,7 @@ absl::Status AddTensor(SafetensorsWriter& writer, absl::string_view name, const 
   at::Tensor t = tensor.to(at::kCPU).contiguous();
   StDtype dtype;
   if (as.has_value()) {
-    if (StDtypeSize(*as) != t.element_size())
+    if (static_cast<int64_t>(StDtypeSize(*as)) != t.element_size())
       return absl::InvalidArgumentError(absl::StrCat("tensor '", name, "': cannot store ",
                                                      c10::toString(t.scalar_type()), " as ",
                                                      StDtypeName(*as)));

@@ -276,8 +276,8 @@ class Runner {
     for (model::QLinear* l : members) {
       const auto& spec = l->output_q->stages().front();
       if (spec.qscheme != QSchemeType::kPerTensor || l->output_q->stages().size() != 1 ||
-          l->output_q->params()->zero_point.defined() &&
-              l->output_q->params()->zero_point.abs().max().item<double>() != 0) {
+          (l->output_q->params()->zero_point.defined() &&
+           l->output_q->params()->zero_point.abs().max().item<double>() != 0)) {
         Warn(absl::StrCat(l->name, ": KV-cache scale not merged (needs a static symmetric "
                                    "per-tensor output spec)"));
         return absl::OkStatus();
