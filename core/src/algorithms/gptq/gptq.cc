@@ -64,6 +64,24 @@ absl::StatusOr<algorithms::GroupOf> SetUpGroups(ColumnQuantizer& cq, const at::T
       });
 }
 
+// The common end of GPTQ and Qronos: Qt [C, R] back to [R, C] in the original column order, the
+// frozen parameters (none for per-group act-order without static groups: its groups are in
+// permuted order, which a QuantParams cannot express), the permutation and the time taken.
+absl::Status FinishResult(const at::Tensor& Qt, std::vector<int64_t> perm,
+                          const ColumnQuantizer& cq, bool static_groups, Clock::time_point t0,
+                          WeightQuantResult* result) {
+  at::Tensor Q = Qt.t();
+  if (!perm.empty()) Q = Q.index_select(1, algorithms::PermIndex(algorithms::InversePermutation(perm)));
+  result->weight = Q.contiguous();
+  if (!(cq.per_group() && !static_groups && !perm.empty())) {
+    QUARRY_ASSIGN_OR_RETURN(QuantParams p, cq.Params());
+    result->params = std::move(p);
+  }
+  result->perm = std::move(perm);
+  result->quant_seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<at::Tensor> RtnQuantizeWeight(const at::Tensor& weight, const QuantizationSpec& spec) {
@@ -99,15 +117,8 @@ absl::StatusOr<WeightQuantResult> GptqQuantizeWeight(const at::Tensor& weight, c
     at::Tensor Wt = W.t().contiguous();
     at::Tensor Qt = at::empty({C, R}, at::kFloat);
     QUARRY_RETURN_IF_ERROR(algorithms::ColumnLoop(Wt, U, 0, 0, config.block_size, cq, group_of, Qt));
-    at::Tensor Q = Qt.t();
-    if (!perm.empty()) Q = Q.index_select(1, algorithms::PermIndex(algorithms::InversePermutation(perm)));
-    result.weight = Q.contiguous();
-    if (!(cq.per_group() && !config.static_groups && !perm.empty())) {
-      QUARRY_ASSIGN_OR_RETURN(QuantParams p, cq.Params());
-      result.params = std::move(p);
-    }
-    result.perm = std::move(perm);
-    result.quant_seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+    QUARRY_RETURN_IF_ERROR(
+        FinishResult(Qt, std::move(perm), cq, config.static_groups, t0, &result));
     return result;
   });
 }
@@ -197,15 +208,8 @@ absl::StatusOr<WeightQuantResult> QronosQuantizeWeight(const at::Tensor& weight,
       QUARRY_RETURN_IF_ERROR(
           algorithms::ColumnLoop(Wt, U, 1, 1, config.block_size, cq, group_of, Qt));
     }
-    at::Tensor Q = Qt.t();
-    if (!perm.empty()) Q = Q.index_select(1, algorithms::PermIndex(algorithms::InversePermutation(perm)));
-    result.weight = Q.contiguous();
-    if (!(cq.per_group() && !config.static_groups && !perm.empty())) {
-      QUARRY_ASSIGN_OR_RETURN(QuantParams p, cq.Params());
-      result.params = std::move(p);
-    }
-    result.perm = std::move(perm);
-    result.quant_seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+    QUARRY_RETURN_IF_ERROR(
+        FinishResult(Qt, std::move(perm), cq, config.static_groups, t0, &result));
     return result;
   });
 }
