@@ -7,6 +7,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "float_logits.h"
 #include "model/transformer.h"
 #include "pipeline/layerwise.h"
 #include "quarry/tensor_io.h"
@@ -36,17 +37,7 @@ std::string MakeVariant(const std::string& name, const nlohmann::json& patch,
 }
 
 at::Tensor Logits(const std::string& dir, const std::vector<int32_t>& ids) {
-  auto lm = model::CausalLM::Open(dir);
-  EXPECT_TRUE(lm.ok()) << lm.status();
-  pipeline::Batches b = pipeline::MakeBatches({ids}, 1 << 20);
-  EXPECT_TRUE(pipeline::EmbedAll(**lm, b).ok());
-  for (int i = 0; i < (*lm)->num_layers(); ++i) {
-    auto layer = (*lm)->LoadLayer(i);
-    EXPECT_TRUE(layer.ok()) << layer.status();
-    EXPECT_TRUE(pipeline::ForwardAll(**lm, **layer, b, model::PassMode::kFloat).ok());
-  }
-  auto head = (*lm)->LoadHead();
-  return *(*head)->Forward(b.hidden[0], model::PassMode::kFloat);
+  return testing::FloatLogits(dir, ids);
 }
 
 const std::vector<int32_t> kIds = {1, 1029, 261, 2254, 393, 3388, 261, 759};

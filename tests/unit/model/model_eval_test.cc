@@ -6,6 +6,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "float_logits.h"
 #include "model/transformer.h"
 #include "pipeline/layerwise.h"
 #include "quarry/eval.h"
@@ -23,20 +24,7 @@ nlohmann::json Reference(const std::string& model) {
 
 // Last-position logits of `ids` through the float model, layer by layer.
 at::Tensor LastLogits(const std::string& dir, const std::vector<int32_t>& ids) {
-  auto lm = model::CausalLM::Open(dir);
-  EXPECT_TRUE(lm.ok()) << lm.status();
-  pipeline::Batches b = pipeline::MakeBatches({ids}, 1 << 20);
-  EXPECT_TRUE(pipeline::EmbedAll(**lm, b).ok());
-  for (int i = 0; i < (*lm)->num_layers(); ++i) {
-    auto layer = (*lm)->LoadLayer(i);
-    EXPECT_TRUE(layer.ok()) << layer.status();
-    EXPECT_TRUE(pipeline::ForwardAll(**lm, **layer, b, model::PassMode::kFloat).ok());
-  }
-  auto head = (*lm)->LoadHead();
-  EXPECT_TRUE(head.ok());
-  auto logits = (*head)->Forward(b.hidden[0], model::PassMode::kFloat);
-  EXPECT_TRUE(logits.ok());
-  return (*logits)[0][static_cast<int64_t>(ids.size()) - 1];
+  return testing::FloatLogits(dir, ids)[0][static_cast<int64_t>(ids.size()) - 1];
 }
 
 class ModelReference : public ::testing::TestWithParam<const char*> {};
