@@ -93,6 +93,22 @@ absl::Status ParseInto(google::protobuf::Message* msg, const std::string& bytes,
 
 int EventKind(const v1::JobEvent& e) { return static_cast<int>(e.payload_case()); }
 
+// Every row of `q`, whose first column is a serialized T; `what` names a corrupt row, `step_what`
+// a failed query.
+template <typename T>
+absl::StatusOr<std::vector<T>> ReadMessages(Stmt& q, absl::string_view what,
+                                            absl::string_view step_what) {
+  std::vector<T> out;
+  int rc;
+  while ((rc = q.Step()) == SQLITE_ROW) {
+    T m;
+    if (absl::Status st = ParseInto(&m, q.Text(0), what); !st.ok()) return st;
+    out.push_back(std::move(m));
+  }
+  if (rc != SQLITE_DONE) return q.StepError(step_what);
+  return out;
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<JobStore>> JobStore::Open(const std::string& path) {
@@ -361,15 +377,7 @@ absl::StatusOr<std::vector<v1::Job>> JobStore::ListJobs(const std::vector<v1::Jo
   Stmt q(db_, sql.c_str());
   if (!q.status().ok()) return q.status();
   q.Bind(1, static_cast<int64_t>(limit));
-  std::vector<v1::Job> out;
-  int rc;
-  while ((rc = q.Step()) == SQLITE_ROW) {
-    v1::Job j;
-    if (absl::Status st = ParseInto(&j, q.Text(0), "job"); !st.ok()) return st;
-    out.push_back(std::move(j));
-  }
-  if (rc != SQLITE_DONE) return q.StepError("list jobs");
-  return out;
+  return ReadMessages<v1::Job>(q, "job", "list jobs");
 }
 
 absl::StatusOr<std::map<v1::JobState, int64_t>> JobStore::CountJobsByState() {
@@ -392,15 +400,7 @@ absl::StatusOr<std::vector<v1::JobEvent>> JobStore::ReadEvents(const std::string
   q.Bind(1, job_id);
   q.Bind(2, static_cast<int64_t>(after_seq));
   q.Bind(3, static_cast<int64_t>(limit));
-  std::vector<v1::JobEvent> out;
-  int rc;
-  while ((rc = q.Step()) == SQLITE_ROW) {
-    v1::JobEvent e;
-    if (absl::Status st = ParseInto(&e, q.Text(0), "event"); !st.ok()) return st;
-    out.push_back(std::move(e));
-  }
-  if (rc != SQLITE_DONE) return q.StepError("read events");
-  return out;
+  return ReadMessages<v1::JobEvent>(q, "event", "read events");
 }
 
 absl::StatusOr<std::vector<v1::StateChange>> JobStore::ReadStateHistory(
