@@ -14,7 +14,8 @@ quarry_add_test(quarry_server_unit_tests
     unit/server/spec_resolver_test.cc
     unit/server/metrics_test.cc
     unit/server/local_workers_test.cc
-  LIBS quarry_server quarry_core SQLite::SQLite3 absl::synchronization absl::time)
+  LIBS quarry_server quarry_core SQLite::SQLite3 absl::synchronization absl::time
+  PER_SUITE)
 target_include_directories(quarry_server_unit_tests PRIVATE ${CMAKE_SOURCE_DIR}/server/src)
 
 set(_quarry_service_test_libs quarry_client quarry_core gRPC::grpc++ OpenSSL::Crypto
@@ -23,13 +24,13 @@ set(_quarry_service_test_libs quarry_client quarry_core gRPC::grpc++ OpenSSL::Cr
 quarry_add_test(quarry_service_e2e_tests
   SOURCES integration/service_e2e_test.cc integration/service_harness.cc
   LIBS ${_quarry_service_test_libs}
-  TIMEOUT 900)
+  TIMEOUT 900 COST 10)
 add_dependencies(quarry_service_e2e_tests quarry-server quarry-worker)
 
 quarry_add_test(quarry_cli_tests
   SOURCES integration/cli_test.cc integration/service_harness.cc
   LIBS ${_quarry_service_test_libs}
-  TIMEOUT 600)
+  TIMEOUT 600 COST 10)
 add_dependencies(quarry_cli_tests quarry-server quarry-worker quarry)
 
 quarry_add_test(quarry_python_client_tests
@@ -48,9 +49,11 @@ target_compile_definitions(quarry_load_tests PRIVATE
   QUARRY_SOURCE_DIR="${CMAKE_SOURCE_DIR}")
 add_dependencies(quarry_load_tests quarry-server quarry-worker)
 gtest_discover_tests(quarry_load_tests DISCOVERY_TIMEOUT 60
-                     PROPERTIES TIMEOUT 300 LABELS load)
+                     PROPERTIES TIMEOUT 300 LABELS load COST 120
+                                ENVIRONMENT "${QUARRY_TEST_ENVIRONMENT}")
 
 quarry_add_test(quarry_worker_unit_tests
   SOURCES unit/worker/job_options_test.cc
-  LIBS quarry_worker quarry_convert quarry_core)
+  LIBS quarry_worker quarry_convert quarry_core
+  PER_SUITE)
 target_include_directories(quarry_worker_unit_tests PRIVATE ${CMAKE_SOURCE_DIR}/worker/src)
