@@ -95,7 +95,9 @@ void CheckInput(const OracleFile& file, const std::string& name, const Quantizat
   }
   EXPECT_EQ(unexplained, 0) << "codes differing from Quark's other than the documented "
                                "real-vs-fake rounding ties";
-  if (prefix.empty()) EXPECT_EQ(ties, 0) << "x has no exact ties";
+  if (prefix.empty()) {
+    EXPECT_EQ(ties, 0) << "x has no exact ties";
+  }
   ::testing::Test::RecordProperty(name + "." + prefix + "real_rounding_ties", static_cast<int>(ties));
 }
 

@@ -213,7 +213,9 @@ TEST(SpecHelpers, TwoStageSpecs) {
   EXPECT_FALSE((*p)[1].is_scale_quant);
   EXPECT_EQ((*p)[1].dtype, Dtype::kInt4);
   EXPECT_EQ((*p)[1].symmetric, std::optional<bool>(false));
-  ProgressiveSpec bad{Int8PerTensorSpec{"nope"}, Float16Spec{}};
+  Int8PerTensorSpec unknown_observer;
+  unknown_observer.observer_method = "nope";
+  ProgressiveSpec bad{unknown_observer, Float16Spec{}};
   EXPECT_FALSE(bad.ToQuantizationSpec().ok());
 }
 

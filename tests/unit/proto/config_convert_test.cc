@@ -114,7 +114,9 @@ TEST(ConfigConvert, EveryPresetRoundTrips) {
     ASSERT_TRUE(c.ok());
     GPTQConfig g;
     g.inside_layer_modules = {"mlp.down_proj"};
-    c->algo_config = std::vector<AlgoConfig>{g, QuaRotConfig{R"({"a":[1,2]})"}};
+    QuaRotConfig quarot;
+    quarot.scaling_layers_json = R"({"a":[1,2]})";
+    c->algo_config = std::vector<AlgoConfig>{g, quarot};
     v1::Config p = convert::ToProto(*c);
     v1::Config wire;
     ASSERT_TRUE(wire.ParseFromString(p.SerializeAsString()));
