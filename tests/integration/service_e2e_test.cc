@@ -121,6 +121,17 @@ TEST(ServiceE2E, JobRunsEndToEndAndArtifactsDownloadByteIdentical) {
   auto again = c->DownloadArtifact(job->id(), first.name(), path);
   ASSERT_TRUE(again.ok()) << again.status();
   EXPECT_EQ(Sha256OfFile(path), first.sha256());
+  // An artifact whose file vanished from the server's disk is DATA_LOSS naming it, not a crash
+  // or an empty download.
+  int removed = 0;
+  for (const auto& e : fs::recursive_directory_iterator(dir.path() + "/data/artifacts/" + job->id()))
+    if (e.is_regular_file() && e.path().filename() == first.name()) removed += fs::remove(e.path());
+  ASSERT_GE(removed, 1);
+  auto lost = c->DownloadArtifact(job->id(), first.name(), dir.path() + "/lost/" + first.name());
+  ASSERT_FALSE(lost.ok());
+  EXPECT_EQ(lost.status().code(), absl::StatusCode::kDataLoss) << lost.status();
+  EXPECT_TRUE(absl::StrContains(lost.status().message(), "is missing on the server"))
+      << lost.status();
 }
 
 // 2. Two workers run two jobs at the same time.

@@ -17,6 +17,7 @@
 #include "quarry/layer_plan.h"
 #include "quarry/safetensors.h"
 #include "quarry/v1/jobs.grpc.pb.h"
+#include "rpc/file_stream_reactor.h"
 #include "rpc/services.h"
 
 namespace quarry::server {
@@ -142,90 +143,30 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::JobEvent> {
 
 // ----- DownloadArtifact -----
 
-class DownloadReactor final : public grpc::ServerWriteReactor<v1::ArtifactChunk> {
- public:
-  DownloadReactor(const ServiceDeps& deps, const v1::DownloadArtifactRequest& req)
-      : deps_(deps), req_(req), timer_(deps.metrics, "DownloadArtifact") {
-    absl::Status st = Open();
-    if (!st.ok()) {
-      Done(st);
-      return;
-    }
-    Next();
+// What DownloadArtifact streams: one artifact of a job, from the requested offset.
+absl::StatusOr<FileStreamPlan> DownloadPlan(const ServiceDeps& deps,
+                                            const v1::DownloadArtifactRequest& req) {
+  auto job = deps.manager->Get(req.job_id());
+  if (!job.ok()) return job.status();
+  auto rec = deps.store->GetArtifact(req.job_id(), req.name());
+  if (!rec.ok()) return rec.status();
+  if (!rec->has_value()) {
+    std::vector<std::string> names;
+    for (const auto& a : job->artifacts()) names.push_back(a.name());
+    return absl::NotFoundError(absl::StrCat(
+        "job '", req.job_id(), "' has no artifact '", req.name(), "'",
+        names.empty() ? std::string(" (it has none yet)")
+                      : absl::StrCat(" (it has: ", absl::StrJoin(names, ", "), ")")));
   }
-  void OnWriteDone(bool ok) override {
-    if (!ok) {
-      Done(absl::CancelledError("the client went away"));
-      return;
-    }
-    if (offset_ >= record_.info.size()) {
-      Done(absl::OkStatus());
-      return;
-    }
-    Next();
-  }
-  void OnDone() override { delete this; }
-
- private:
-  absl::Status Open() {
-    auto job = deps_.manager->Get(req_.job_id());
-    if (!job.ok()) return job.status();
-    auto rec = deps_.store->GetArtifact(req_.job_id(), req_.name());
-    if (!rec.ok()) return rec.status();
-    if (!rec->has_value()) {
-      std::vector<std::string> names;
-      for (const auto& a : job->artifacts()) names.push_back(a.name());
-      return absl::NotFoundError(absl::StrCat(
-          "job '", req_.job_id(), "' has no artifact '", req_.name(), "'",
-          names.empty() ? std::string(" (it has none yet)")
-                        : absl::StrCat(" (it has: ", absl::StrJoin(names, ", "), ")")));
-    }
-    record_ = **rec;
-    if (req_.offset() > record_.info.size())
-      return absl::OutOfRangeError(absl::StrCat("offset ", req_.offset(), " is past the end of '",
-                                                req_.name(), "' (", record_.info.size(),
-                                                " bytes)"));
-    auto f = deps_.artifacts->fs()->OpenForRead(record_.path);
-    if (!f.ok()) return absl::DataLossError(absl::StrCat("artifact '", req_.name(),
-                                                         "' is missing on the server: ",
-                                                         f.status().message()));
-    file_ = std::move(*f);
-    offset_ = req_.offset();
-    return absl::OkStatus();
-  }
-  void Next() {
-    chunk_.Clear();
-    chunk_.set_name(record_.info.name());
-    chunk_.set_offset(offset_);
-    chunk_.set_total_size(record_.info.size());
-    chunk_.set_sha256(record_.info.sha256());
-    absl::Status st = file_->Read(offset_, deps_.chunk_bytes, chunk_.mutable_data());
-    if (!st.ok()) {
-      Done(st);
-      return;
-    }
-    if (chunk_.data().empty() && offset_ < record_.info.size()) {
-      Done(absl::DataLossError(absl::StrCat("artifact '", req_.name(),
-                                            "' is shorter on disk than recorded")));
-      return;
-    }
-    offset_ += chunk_.data().size();
-    deps_.metrics->downloaded_bytes.WithLabels({"artifact"}).Increment(chunk_.data().size());
-    StartWrite(&chunk_);
-  }
-  void Done(const absl::Status& st) {
-    timer_.Finish(st.code());
-    Finish(ToGrpcStatus(st));
-  }
-
-  const ServiceDeps deps_;
-  const v1::DownloadArtifactRequest req_;
-  RpcTimer timer_;
-  ArtifactRecord record_;
-  std::unique_ptr<ReadableFile> file_;
-  uint64_t offset_ = 0;
-  v1::ArtifactChunk chunk_;
-};
+  const ArtifactRecord& record = **rec;
+  if (req.offset() > record.info.size())
+    return absl::OutOfRangeError(absl::StrCat("offset ", req.offset(), " is past the end of '",
+                                              req.name(), "' (", record.info.size(), " bytes)"));
+  FileStreamPlan plan;
+  plan.files.push_back({record.path, record.info});
+  plan.first_offset = req.offset();
+  return plan;
+}
 
 // ----- UploadModel / UploadDataset -----
 
@@ -484,7 +425,8 @@ class QuarryServiceImpl final : public v1::QuarryService::CallbackService {
 
   grpc::ServerWriteReactor<v1::ArtifactChunk>* DownloadArtifact(
       grpc::CallbackServerContext* ctx, const v1::DownloadArtifactRequest* req) override {
-    return new DownloadReactor(deps_, *req);
+    return new FileStreamReactor(deps_, {"DownloadArtifact", "artifact", "artifact", "client"},
+                                 [&] { return DownloadPlan(deps_, *req); });
   }
 
   grpc::ServerReadReactor<v1::UploadChunk>* UploadModel(grpc::CallbackServerContext* ctx,

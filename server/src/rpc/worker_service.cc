@@ -8,6 +8,7 @@
 #include "quarry/client/grpc_status.h"
 #include "quarry/status.h"
 #include "quarry/v1/worker.grpc.pb.h"
+#include "rpc/file_stream_reactor.h"
 #include "rpc/services.h"
 
 namespace quarry::server {
@@ -209,97 +210,25 @@ class ArtifactUploadReactor final : public grpc::ServerReadReactor<v1::ArtifactU
 };
 
 // Streams the files of an uploaded model or dataset to a worker that cannot read the data dir.
-class FetchInputReactor final : public grpc::ServerWriteReactor<v1::ArtifactChunk> {
- public:
-  FetchInputReactor(const ServiceDeps& deps, const v1::FetchInputRequest& req)
-      : deps_(deps), req_(req), timer_(deps.metrics, "FetchInput") {
-    absl::Status st = Open();
-    if (!st.ok()) {
-      Done(st);
-      return;
-    }
-    Next();
-  }
-  void OnWriteDone(bool ok) override {
-    if (!ok) {
-      Done(absl::CancelledError("the worker went away"));
-      return;
-    }
-    Next();
-  }
-  void OnDone() override { delete this; }
-
- private:
-  absl::Status Open() {
-    auto upload = deps_.store->GetUpload(req_.id());
-    if (!upload.ok()) return upload.status();
-    const UploadKind kind = req_.kind() == "model" ? UploadKind::kModel : UploadKind::kDataset;
-    if (!upload->has_value() || (*upload)->kind != kind || !(*upload)->complete)
-      return absl::NotFoundError(absl::StrCat("no complete ", req_.kind(), " upload '", req_.id(), "'"));
-    dir_ = deps_.artifacts->UploadFilesDir(req_.id());
-    for (const v1::ArtifactInfo& f : (*upload)->files)
-      if (req_.relative_path().empty() || f.name() == req_.relative_path()) files_.push_back(f);
-    if (files_.empty())
-      return absl::NotFoundError(absl::StrCat("upload '", req_.id(), "' has no file '",
-                                              req_.relative_path(), "'"));
-    offset_ = req_.relative_path().empty() ? 0 : req_.offset();
-    return absl::OkStatus();
-  }
-  void Next() {
-    while (index_ < files_.size()) {
-      const v1::ArtifactInfo& f = files_[index_];
-      if (file_ == nullptr) {
-        auto r = deps_.artifacts->fs()->OpenForRead(absl::StrCat(dir_, "/", f.name()));
-        if (!r.ok()) {
-          Done(r.status());
-          return;
-        }
-        file_ = std::move(*r);
-        sent_any_ = false;
-      }
-      if (offset_ < f.size() || !sent_any_) {
-        chunk_.Clear();
-        chunk_.set_name(f.name());
-        chunk_.set_offset(offset_);
-        chunk_.set_total_size(f.size());
-        chunk_.set_sha256(f.sha256());
-        absl::Status st = file_->Read(offset_, deps_.chunk_bytes, chunk_.mutable_data());
-        if (!st.ok()) {
-          Done(st);
-          return;
-        }
-        offset_ += chunk_.data().size();
-        sent_any_ = true;
-        if (chunk_.data().empty() && offset_ < f.size()) {
-          Done(absl::DataLossError(absl::StrCat("'", f.name(), "' is shorter than recorded")));
-          return;
-        }
-        deps_.metrics->downloaded_bytes.WithLabels({"input"}).Increment(chunk_.data().size());
-        StartWrite(&chunk_);
-        return;
-      }
-      ++index_;
-      file_.reset();
-      offset_ = 0;
-    }
-    Done(absl::OkStatus());
-  }
-  void Done(const absl::Status& st) {
-    timer_.Finish(st.code());
-    Finish(ToGrpcStatus(st));
-  }
-
-  const ServiceDeps deps_;
-  const v1::FetchInputRequest req_;
-  RpcTimer timer_;
-  std::string dir_;
-  std::vector<v1::ArtifactInfo> files_;
-  size_t index_ = 0;
-  uint64_t offset_ = 0;
-  bool sent_any_ = false;
-  std::unique_ptr<ReadableFile> file_;
-  v1::ArtifactChunk chunk_;
-};
+// What FetchInput streams: every file of a complete upload, or one of them from an offset.
+absl::StatusOr<FileStreamPlan> FetchInputPlan(const ServiceDeps& deps,
+                                              const v1::FetchInputRequest& req) {
+  auto upload = deps.store->GetUpload(req.id());
+  if (!upload.ok()) return upload.status();
+  const UploadKind kind = req.kind() == "model" ? UploadKind::kModel : UploadKind::kDataset;
+  if (!upload->has_value() || (*upload)->kind != kind || !(*upload)->complete)
+    return absl::NotFoundError(absl::StrCat("no complete ", req.kind(), " upload '", req.id(), "'"));
+  const std::string dir = deps.artifacts->UploadFilesDir(req.id());
+  FileStreamPlan plan;
+  for (const v1::ArtifactInfo& f : (*upload)->files)
+    if (req.relative_path().empty() || f.name() == req.relative_path())
+      plan.files.push_back({absl::StrCat(dir, "/", f.name()), f});
+  if (plan.files.empty())
+    return absl::NotFoundError(absl::StrCat("upload '", req.id(), "' has no file '",
+                                            req.relative_path(), "'"));
+  plan.first_offset = req.relative_path().empty() ? 0 : req.offset();
+  return plan;
+}
 
 class WorkerServiceImpl final : public v1::WorkerService::CallbackService {
  public:
@@ -336,7 +265,8 @@ class WorkerServiceImpl final : public v1::WorkerService::CallbackService {
 
   grpc::ServerWriteReactor<v1::ArtifactChunk>* FetchInput(
       grpc::CallbackServerContext* ctx, const v1::FetchInputRequest* req) override {
-    return new FetchInputReactor(deps_, *req);
+    return new FileStreamReactor(deps_, {"FetchInput", "input", "uploaded file", "worker"},
+                                 [&] { return FetchInputPlan(deps_, *req); });
   }
 
  private:
