@@ -119,33 +119,44 @@ class ClientImpl final : public Client {
     }
   }
 
+  // GetJob, ListJobs and CancelJob are idempotent: when the server is unavailable (restarting,
+  // or the connection broke under the call: "Broken pipe" right after a server restart) they
+  // are retried a few times (0.1, 0.2, 0.4 s) before the error reaches the caller.
+  template <typename Call>
+  grpc::Status CallIdempotent(Call call) {
+    for (int attempt = 0;; ++attempt) {
+      grpc::ClientContext ctx;
+      SetDeadline(ctx);
+      grpc::Status st = call(ctx);
+      if (st.ok() || st.error_code() != grpc::StatusCode::UNAVAILABLE || attempt >= 3) return st;
+      Backoff(attempt);
+    }
+  }
+
   absl::StatusOr<v1::Job> GetJob(const std::string& job_id) override {
-    grpc::ClientContext ctx;
-    SetDeadline(ctx);
     v1::GetJobRequest req;
     req.set_job_id(job_id);
     v1::Job job;
-    grpc::Status st = stub_->GetJob(&ctx, req, &job);
+    grpc::Status st = CallIdempotent(
+        [&](grpc::ClientContext& ctx) { return stub_->GetJob(&ctx, req, &job); });
     if (!st.ok()) return Annotated(st);
     return job;
   }
 
   absl::StatusOr<std::vector<v1::Job>> ListJobs(const v1::ListJobsRequest& req) override {
-    grpc::ClientContext ctx;
-    SetDeadline(ctx);
     v1::ListJobsResponse resp;
-    grpc::Status st = stub_->ListJobs(&ctx, req, &resp);
+    grpc::Status st = CallIdempotent(
+        [&](grpc::ClientContext& ctx) { return stub_->ListJobs(&ctx, req, &resp); });
     if (!st.ok()) return Annotated(st);
     return std::vector<v1::Job>(resp.jobs().begin(), resp.jobs().end());
   }
 
   absl::StatusOr<v1::Job> CancelJob(const std::string& job_id) override {
-    grpc::ClientContext ctx;
-    SetDeadline(ctx);
     v1::CancelJobRequest req;
     req.set_job_id(job_id);
     v1::Job job;
-    grpc::Status st = stub_->CancelJob(&ctx, req, &job);
+    grpc::Status st = CallIdempotent(
+        [&](grpc::ClientContext& ctx) { return stub_->CancelJob(&ctx, req, &job); });
     if (!st.ok()) return Annotated(st);
     return job;
   }
