@@ -1,6 +1,7 @@
-# quarry_add_gtest_suites(TARGET TIMEOUT seconds [COST n] [ENVIRONMENT "VAR=value"]): registers one ctest test per GoogleTest
-# *suite* of TARGET (run as `TARGET --gtest_filter=Suite.*`), discovered after each build with
-# --gtest_list_tests, like gtest_discover_tests does per test.
+# quarry_add_gtest_suites(TARGET TIMEOUT seconds [COST n] [ENVIRONMENT "VAR=value"]):
+# registers one ctest test per GoogleTest *suite* of TARGET (run as
+# `TARGET --gtest_filter=Suite.*`), discovered after each build with --gtest_list_tests, like
+# gtest_discover_tests does per test.
 #
 # Why: every test process pays LibTorch's start-up (its static initialisers, ~0.9 s of CPU on the
 # 2-core CI machine), so one process per test cost ~500 s of CPU over the ~550 tests, half of

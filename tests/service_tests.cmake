@@ -40,17 +40,11 @@ quarry_add_test(quarry_python_client_tests
 add_dependencies(quarry_python_client_tests quarry-server quarry-worker)
 
 # The load test, labelled "load" (run alone with `ctest -L load`).
-add_executable(quarry_load_tests integration/load_test.cc integration/service_harness.cc)
-target_link_libraries(quarry_load_tests PRIVATE ${_quarry_service_test_libs} GTest::gtest
-                      GTest::gtest_main quarry_build_flags)
-target_compile_definitions(quarry_load_tests PRIVATE
-  QUARRY_TEST_DATA_DIR="${QUARRY_TEST_DATA_DIR}"
-  QUARRY_BINARY_DIR="${CMAKE_BINARY_DIR}"
-  QUARRY_SOURCE_DIR="${CMAKE_SOURCE_DIR}")
+quarry_add_test(quarry_load_tests
+  SOURCES integration/load_test.cc integration/service_harness.cc
+  LIBS ${_quarry_service_test_libs}
+  COST 120 LABELS load)
 add_dependencies(quarry_load_tests quarry-server quarry-worker)
-gtest_discover_tests(quarry_load_tests DISCOVERY_TIMEOUT 60
-                     PROPERTIES TIMEOUT 300 LABELS load COST 120
-                                ENVIRONMENT "${QUARRY_TEST_ENVIRONMENT}")
 
 quarry_add_test(quarry_worker_unit_tests
   SOURCES unit/worker/job_options_test.cc
