@@ -12,21 +12,28 @@
 
 namespace quarry::testing {
 
-// Logits [1, ids.size(), vocab] of `ids` through the float model in `dir`.
+// Logits [1, ids.size(), vocab] of `ids` through the float model in `dir`. A failing step is a
+// test failure naming it and gives an undefined tensor (using it then throws, which gtest reports),
+// never a dereference of an error.
 inline at::Tensor FloatLogits(const std::string& dir, const std::vector<int32_t>& ids) {
+  auto fail = [](const char* step, const absl::Status& st) {
+    ADD_FAILURE() << step << ": " << st;
+    return at::Tensor();
+  };
   auto lm = model::CausalLM::Open(dir);
-  EXPECT_TRUE(lm.ok()) << lm.status();
+  if (!lm.ok()) return fail("open", lm.status());
   pipeline::Batches b = pipeline::MakeBatches({ids}, 1 << 20);
-  EXPECT_TRUE(pipeline::EmbedAll(**lm, b).ok());
+  if (absl::Status st = pipeline::EmbedAll(**lm, b); !st.ok()) return fail("embed", st);
   for (int i = 0; i < (*lm)->num_layers(); ++i) {
     auto layer = (*lm)->LoadLayer(i);
-    EXPECT_TRUE(layer.ok()) << layer.status();
-    EXPECT_TRUE(pipeline::ForwardAll(**lm, **layer, b, model::PassMode::kFloat).ok());
+    if (!layer.ok()) return fail("load layer", layer.status());
+    absl::Status st = pipeline::ForwardAll(**lm, **layer, b, model::PassMode::kFloat);
+    if (!st.ok()) return fail("layer forward", st);
   }
   auto head = (*lm)->LoadHead();
-  EXPECT_TRUE(head.ok()) << head.status();
+  if (!head.ok()) return fail("load head", head.status());
   auto logits = (*head)->Forward(b.hidden[0], model::PassMode::kFloat);
-  EXPECT_TRUE(logits.ok()) << logits.status();
+  if (!logits.ok()) return fail("head forward", logits.status());
   return *logits;
 }
 
