@@ -1,6 +1,9 @@
-// quarry-worker: fills WorkerOptions from flags and runs a worker until SIGINT/SIGTERM.
+// quarry-worker: fills WorkerOptions from flags and runs a worker until SIGINT/SIGTERM: the first
+// signal drains (the job finishes or is handed back within --drain-timeout-ms), a second one
+// stops at once.
 #include <pthread.h>
 
+#include <atomic>
 #include <csignal>
 #include <cstdio>
 #include <thread>
@@ -32,12 +35,16 @@ int main(int argc, char** argv) {
                "exported files under out/) after the job, for inspection");
   app.add_flag("--fetch-inputs", o.fetch_inputs, "Always fetch uploaded models/datasets from "
                "the server instead of reading the server's paths (as on another machine)");
+  app.add_option("--drain-timeout-ms", o.drain_timeout_ms, "On SIGTERM/SIGINT, how long the "
+                 "running job may go on before it is handed back to the server (keep it below "
+                 "the pod's terminationGracePeriodSeconds)")->capture_default_str();
   app.add_flag("--exit-on-disconnect", o.exit_on_disconnect, "Exit when the server goes away "
                "instead of reconnecting");
   CLI11_PARSE(app, argc, argv);
 
-  // Block the termination signals in every thread; one thread waits for them and stops the
-  // worker (its job is abandoned, so the server re-queues it).
+  // Block the termination signals in every thread; one thread waits for them: the first drains
+  // the worker (on a thread of its own, as Drain() blocks), a second stops it at once (the job
+  // is abandoned, so the server re-queues it).
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);
@@ -49,14 +56,26 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "quarry-worker: %s\n", worker.status().ToString().c_str());
     return 2;
   }
+  std::atomic<bool> run_returned{false};
+  std::thread drainer;
   std::thread waiter([&] {
-    int sig = 0;
-    sigwait(&signals, &sig);
-    if (sig == SIGINT || sig == SIGTERM) (*worker)->Stop();
+    for (;;) {
+      int sig = 0;
+      sigwait(&signals, &sig);
+      if (run_returned) return;
+      if (!drainer.joinable()) {
+        drainer = std::thread([&] { (*worker)->Drain(); });
+        continue;
+      }
+      (*worker)->Stop();
+      return;
+    }
   });
   absl::Status st = (*worker)->Run();
+  run_returned = true;
   pthread_kill(waiter.native_handle(), SIGTERM);  // wake the waiter if Run() ended first
   waiter.join();
+  if (drainer.joinable()) drainer.join();
   if (!st.ok()) {
     std::fprintf(stderr, "quarry-worker: %s\n", st.ToString().c_str());
     return 1;

@@ -198,6 +198,101 @@ TEST(ServiceE2E, KilledWorkerJobIsRequeuedAndCompletesOnTheOther) {
     EXPECT_EQ(Sha256OfFile(dir.path() + "/out/" + a.name()), a.sha256());
 }
 
+// 3b. SIGTERM during a job (what Kubernetes sends on scale-down, rollout or node drain): the
+//     worker drains. Within its drain timeout the job finishes there and is never re-run; the
+//     worker takes no new job meanwhile and exits 0 once the job is reported.
+TEST(ServiceE2E, SigtermedWorkerFinishesItsJobWithinTheDrainTimeout) {
+  TempDir dir("drain-finish");
+  ServerProcess server = StartServer(dir.path() + "/data", Roots());
+  auto w1 = StartWorker(server.address, "w1", dir.path() + "/w1.log",
+                        {"--drain-timeout-ms", "600000"});
+  auto c = NewClient(server.address);
+  auto job = c->SubmitJob(SlowJob());
+  ASSERT_TRUE(job.ok()) << job.status();
+  auto before = WatchUntil(*c, job->id(), MidJob);
+  ASSERT_TRUE(MidJob(before.back())) << FailureDetail(*c, job->id());
+  w1->Signal(SIGTERM);
+  // Submitted while w1 drains: it must not run there (at most it is handed back unstarted, when
+  // the assignment crossed the drain message).
+  auto next = c->SubmitJob(TinyJob());
+  ASSERT_TRUE(next.ok()) << next.status();
+  auto status = w1->WaitFor(std::chrono::seconds(300));
+  ASSERT_TRUE(status.has_value()) << "the draining worker did not exit";
+  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << w1->Log();
+  EXPECT_TRUE(absl::StrContains(w1->Log(), "draining: job " + job->id())) << w1->Log();
+
+  auto final_job = c->GetJob(job->id());
+  ASSERT_TRUE(final_job.ok()) << final_job.status();
+  EXPECT_EQ(final_job->state(), v1::JOB_STATE_SUCCEEDED) << final_job->error();
+  EXPECT_EQ(final_job->attempts(), 1) << "finished on the draining worker, not re-run";
+  EXPECT_EQ(final_job->worker_id(), "w1");
+  auto all = WatchAll(*c, job->id());
+  ExpectContiguous(all);
+  int queued = 0;
+  for (const auto& s : StateChanges(all)) queued += s.state() == v1::JOB_STATE_QUEUED ? 1 : 0;
+  EXPECT_EQ(queued, 1) << "queued once, at submission; never re-queued";
+  auto dl = c->DownloadArtifacts(job->id(), dir.path() + "/out");
+  ASSERT_TRUE(dl.ok()) << dl.status();
+  ASSERT_GT(final_job->artifacts_size(), 0);
+  for (const auto& a : final_job->artifacts())
+    EXPECT_EQ(Sha256OfFile(dir.path() + "/out/" + a.name()), a.sha256());
+
+  EXPECT_EQ(c->GetJob(next->id())->state(), v1::JOB_STATE_QUEUED)
+      << "the job submitted during the drain waits for another worker";
+  auto w2 = StartWorker(server.address, "w2", dir.path() + "/w2.log");
+  EXPECT_EQ(WaitForEnd(*c, next->id()), v1::JOB_STATE_SUCCEEDED) << FailureDetail(*c, next->id());
+  for (const auto& s : StateChanges(WatchAll(*c, next->id()))) {
+    if (s.state() == v1::JOB_STATE_RUNNING) {
+      EXPECT_EQ(s.worker_id(), "w2");
+    }
+  }
+}
+
+// 3c. SIGTERM during a job that outlasts the drain timeout: the worker hands the job back (it is
+//     re-queued at once, without waiting for a heartbeat timeout), exits 0 well within a
+//     termination grace period, and another worker completes the job.
+TEST(ServiceE2E, SigtermedWorkerHandsItsJobBackAtTheDrainTimeout) {
+  TempDir dir("drain-handback");
+  ServerProcess server = StartServer(dir.path() + "/data", Roots());
+  auto w1 = StartWorker(server.address, "w1", dir.path() + "/w1.log",
+                        {"--drain-timeout-ms", "300"});
+  auto c = NewClient(server.address);
+  auto job = c->SubmitJob(SlowJob());
+  ASSERT_TRUE(job.ok()) << job.status();
+  auto before = WatchUntil(*c, job->id(), MidJob);
+  ASSERT_TRUE(MidJob(before.back())) << FailureDetail(*c, job->id());
+  w1->Signal(SIGTERM);
+  auto status = w1->WaitFor(std::chrono::seconds(30));
+  ASSERT_TRUE(status.has_value()) << "the worker did not exit within 30 s of SIGTERM";
+  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << w1->Log();
+  EXPECT_TRUE(absl::StrContains(w1->Log(), "drain timeout: handing job " + job->id()))
+      << w1->Log();
+  auto handed = c->GetJob(job->id());
+  ASSERT_TRUE(handed.ok()) << handed.status();
+  EXPECT_EQ(handed->state(), v1::JOB_STATE_QUEUED) << handed->error();
+
+  auto w2 = StartWorker(server.address, "w2", dir.path() + "/w2.log");
+  auto after = WatchUntil(*c, job->id(), Never, before.back().seq());
+  std::vector<v1::JobEvent> all = before;
+  all.insert(all.end(), after.begin(), after.end());
+  ExpectContiguous(all);
+  auto final_job = c->GetJob(job->id());
+  ASSERT_EQ(final_job->state(), v1::JOB_STATE_SUCCEEDED) << final_job->error();
+  EXPECT_EQ(final_job->attempts(), 2);
+  EXPECT_EQ(final_job->worker_id(), "w2");
+  auto changes = StateChanges(after);
+  ASSERT_GE(changes.size(), 3u);
+  EXPECT_EQ(changes[0].state(), v1::JOB_STATE_QUEUED);
+  EXPECT_TRUE(absl::StrContains(changes[0].reason(), "handed back by worker w1"))
+      << changes[0].reason();
+  EXPECT_EQ(changes[1].state(), v1::JOB_STATE_ASSIGNED);
+  EXPECT_EQ(changes[1].worker_id(), "w2");
+  auto dl = c->DownloadArtifacts(job->id(), dir.path() + "/out");
+  ASSERT_TRUE(dl.ok()) << dl.status();
+  for (const auto& a : final_job->artifacts())
+    EXPECT_EQ(Sha256OfFile(dir.path() + "/out/" + a.name()), a.sha256());
+}
+
 // 4. A server crash (kill -9) and restart mid-queue loses no job, event or artifact: the
 //    finished job is unchanged, the running one continues on its worker, queued ones run.
 TEST(ServiceE2E, ServerRestartMidQueueLosesNothing) {

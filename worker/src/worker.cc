@@ -10,6 +10,9 @@
 // the job is abandoned (stopped at the next layer, nothing more reported).
 // A job is "current" until its completion was written to a stream; while current, every hello
 // names it, so a server that restarted can adopt it.
+// Drain (SIGTERM): a WorkerDrain message, then the job runs on until its completion is written
+// or drain_timeout passes; then a JobCompletion{handed_back} gives it back, and the worker stops.
+// A broken stream while draining stops the worker at once (no reconnect).
 #include "quarry/worker/worker.h"
 
 #include <grpcpp/grpcpp.h>
@@ -155,6 +158,10 @@ class WorkerImpl final : public Worker {
       bool established = false;
       absl::Status st = Session(&established);
       if (stopping()) break;
+      if (draining()) {
+        Log(absl::StrCat("disconnected while draining (", st.ToString(), "); not reconnecting"));
+        break;
+      }
       if (established) backoff = options_.reconnect_min_ms;
       Log(absl::StrCat("disconnected from ", options_.server, ": ", st.ToString(),
                        options_.exit_on_disconnect ? "" : absl::StrCat("; reconnecting in ", backoff, " ms")));
@@ -172,9 +179,48 @@ class WorkerImpl final : public Worker {
 
   void Stop() override {
     absl::MutexLock lock(&mu_);
-    stop_ = true;
-    if (ctx_ != nullptr) ctx_->TryCancel();
-    if (current_) current_->abandoned = true;
+    StopLocked();
+  }
+
+  void Drain() override {
+    const absl::Time deadline = absl::Now() + absl::Milliseconds(options_.drain_timeout_ms);
+    absl::MutexLock lock(&mu_);
+    if (stop_ || draining_) return;
+    draining_ = true;
+    {
+      v1::WorkerMessage m;
+      m.mutable_drain()->set_deadline_unix_ms(absl::ToUnixMillis(deadline));
+      outbox_.push_back({next_outbox_id_++, std::move(m)});
+    }
+    Log(current_ ? absl::StrCat("draining: job ", current_->assignment.job_id(),
+                                " may run for ", options_.drain_timeout_ms,
+                                " ms more before it is handed back")
+                 : std::string("draining: no job running; stopping"));
+    // The writer clears current_ once the job's completion is written.
+    auto settled = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return current_ == nullptr || stop_ || !session_open_;
+    };
+    mu_.AwaitWithDeadline(absl::Condition(&settled), deadline);
+    if (!settled() && CompletionQueuedLocked(current_->assignment.job_id())) {
+      // It finished just now: let the completion go out rather than handing the result back.
+      mu_.AwaitWithTimeout(absl::Condition(&settled), absl::Seconds(5));
+    }
+    if (!settled()) {
+      Log(absl::StrCat("drain timeout: handing job ", current_->assignment.job_id(),
+                       " back to the server"));
+      HandBackLocked(current_->assignment);
+      AbandonJobLocked();
+    } else if (current_ != nullptr && !stop_) {
+      Log(absl::StrCat("the connection broke while draining; job ",
+                       current_->assignment.job_id(), " is left to the server"));
+    }
+    // A clean end of the stream: the writer sends what is queued (the completion or hand-back),
+    // then half-closes; the server reads everything before it ends the stream. Cancelling the
+    // stream instead could drop those last messages.
+    closing_ = true;
+    auto closed = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stop_ || !session_open_; };
+    mu_.AwaitWithTimeout(absl::Condition(&closed), absl::Seconds(10));
+    StopLocked();
   }
 
   // ----- Used by the job thread and the observer -----
@@ -200,6 +246,37 @@ class WorkerImpl final : public Worker {
   bool stopping() {
     absl::MutexLock lock(&mu_);
     return stop_;
+  }
+  bool draining() {
+    absl::MutexLock lock(&mu_);
+    return draining_;
+  }
+  void StopLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    stop_ = true;
+    if (ctx_ != nullptr) ctx_->TryCancel();
+    if (current_) current_->abandoned = true;
+  }
+  // Queues JobCompletion{handed_back} for (job, attempt).
+  void HandBackLocked(const v1::JobAssignment& a) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    v1::WorkerMessage m;
+    m.mutable_completion()->set_job_id(a.job_id());
+    m.mutable_completion()->set_attempt(a.attempt());
+    m.mutable_completion()->set_handed_back(true);
+    outbox_.push_back({next_outbox_id_++, std::move(m)});
+  }
+  bool CompletionQueuedLocked(const std::string& job_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    for (const auto& entry : outbox_)
+      if (entry.second.has_completion() && entry.second.completion().job_id() == job_id)
+        return true;
+    return false;
+  }
+  // The current job stops at its next layer boundary and reports nothing more; what it queued
+  // so far is still sent (unlike AbandonLocked, which drops it).
+  void AbandonJobLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (!current_) return;
+    current_->abandoned = true;
+    finished_threads_.push_back(std::move(current_->thread));
+    current_.reset();
   }
   void Log(const std::string& msg) {
     std::fprintf(stderr, "quarry-worker %s: %s\n", options_.worker_id.c_str(), msg.c_str());
@@ -308,7 +385,7 @@ class WorkerImpl final : public Worker {
                   grpc::ClientContext* ctx, int heartbeat_ms) {
     int64_t next_heartbeat = 0;
     auto has_work = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-      return !outbox_.empty() || !session_open_ || stop_;
+      return !outbox_.empty() || !session_open_ || stop_ || closing_;
     };
     for (;;) {
       v1::WorkerMessage m;
@@ -320,7 +397,8 @@ class WorkerImpl final : public Worker {
         if (wait > 0)
           mu_.AwaitWithTimeout(absl::Condition(&has_work), absl::Milliseconds(wait));
         if (!session_open_ || stop_) return;
-        if (NowMs() >= next_heartbeat) {
+        if (closing_ && outbox_.empty()) break;  // drained: half-close below
+        if (NowMs() >= next_heartbeat && !closing_) {
           heartbeat = true;
         } else if (!outbox_.empty()) {
           id = outbox_.front().first;
@@ -354,7 +432,14 @@ class WorkerImpl final : public Worker {
         current_.reset();
       }
     }
-    ctx->TryCancel();  // a failed write: make the reader's Read fail too
+    bool half_close = false;
+    {
+      absl::MutexLock lock(&mu_);
+      half_close = closing_ && outbox_.empty() && session_open_ && !stop_;
+    }
+    // Draining: the server ends the stream once it has read everything; otherwise a failed
+    // write: make the reader's Read fail too.
+    if (!half_close || !stream->WritesDone()) ctx->TryCancel();
   }
 
   // REQUIRES: mu_ held.
@@ -382,6 +467,12 @@ class WorkerImpl final : public Worker {
     std::vector<std::thread> to_join;
     {
       absl::MutexLock lock(&mu_);
+      if (draining_) {
+        // Sent before the server read our WorkerDrain: give it back unstarted.
+        Log(absl::StrCat("draining: handing back job ", a.job_id(), " unstarted"));
+        HandBackLocked(a);
+        return;
+      }
       if (current_) {
         Log(absl::StrCat("the server assigned job ", a.job_id(), " while job ",
                          current_->assignment.job_id(), " is current; abandoning the latter"));
@@ -652,6 +743,8 @@ class WorkerImpl final : public Worker {
 
   absl::Mutex mu_;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  bool draining_ ABSL_GUARDED_BY(mu_) = false;  // Drain() was called: take no new job
+  bool closing_ ABSL_GUARDED_BY(mu_) = false;   // draining is done: half-close when sent
   grpc::ClientContext* ctx_ ABSL_GUARDED_BY(mu_) = nullptr;  // the open stream's, for Stop()
   bool session_open_ ABSL_GUARDED_BY(mu_) = false;
   // Messages for the server, oldest first, each with an id; they survive broken streams.

@@ -376,6 +376,9 @@ void JobManager::HandleWorkerMessage(const std::string& worker_id, WorkerConnect
         HandleCompletion(w, message.completion());
         Dispatch();
         break;
+      case v1::WorkerMessage::kDrain:
+        w.draining = true;  // no new assignment; its job finishes or is handed back
+        break;
       default:
         break;  // heartbeats only refresh last_seen_ms
     }
@@ -480,6 +483,20 @@ void JobManager::HandleCompletion(WorkerState& w, const v1::JobCompletion& c) {
     change.events.push_back(StateEvent(updated, v1::JOB_STATE_CANCELLED,
                                        "stopped by the worker after a cancel request", worker_id,
                                        attempt));
+  } else if (c.handed_back()) {
+    // A draining worker gives the job back: not a failure, so it is queued again whatever the
+    // attempt count (a later loss still counts every attempt against max_attempts).
+    if (updated.state() == v1::JOB_STATE_CANCELLING) {
+      change.events.push_back(StateEvent(
+          updated, v1::JOB_STATE_CANCELLED,
+          absl::StrCat("handed back by worker ", worker_id, " while being cancelled"), worker_id,
+          attempt));
+    } else {
+      change.events.push_back(StateEvent(
+          updated, v1::JOB_STATE_QUEUED,
+          absl::StrCat("handed back by worker ", worker_id, " (it is shutting down); re-queued"),
+          worker_id, attempt));
+    }
   } else {
     std::string err = c.error().empty() ? "the job failed (no message)" : c.error();
     updated.set_error(err);
@@ -559,7 +576,7 @@ bool JobManager::Fits(const ActiveJob& job, const WorkerState& worker) const {
 void JobManager::Dispatch() {
   if (shut_down_) return;
   int idle = 0;
-  for (const auto& [id, w] : workers_) idle += w.job_id.empty() ? 1 : 0;
+  for (const auto& [id, w] : workers_) idle += w.job_id.empty() && !w.draining ? 1 : 0;
   if (idle == 0 || queue_.empty()) return;
   // Priority order, FIFO within a priority. A job no idle worker fits does not block the jobs
   // behind it (a big job waits for a big worker while small ones run).
@@ -575,7 +592,7 @@ void JobManager::Dispatch() {
     for (auto& [wid, w] : workers_) {
       if (!Fits(*j, w)) continue;
       any_fits = true;
-      if (!w.job_id.empty()) continue;
+      if (!w.job_id.empty() || w.draining) continue;
       // Best fit: the smallest worker that is big enough keeps big workers for big jobs.
       if (best == nullptr || WorkerCapacity(w.hello) < WorkerCapacity(best->hello)) {
         best = &w;

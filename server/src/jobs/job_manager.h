@@ -21,12 +21,15 @@
 //   RUNNING     the worker reports progress; progress/log/result events are appended.
 //                 Cancel        -> CANCELLING  CancelJob sent; the worker stops between layers.
 //   CANCELLING  waiting for the worker to stop.
+//   A worker that sent WorkerDrain gets no new assignment (it is shutting down).
 //   (ASSIGNED | RUNNING | CANCELLING) on worker completion:
 //                 success       -> SUCCEEDED  after every listed artifact is verified complete in
 //                                             the ArtifactStore (an ARTIFACT event each);
 //                                             otherwise FAILED naming the missing artifact.
 //                 failure       -> FAILED     with the worker's message.
 //                 cancelled     -> CANCELLED.
+//                 handed_back   -> QUEUED     (a draining worker gave it back unfinished;
+//                                             CANCELLING -> CANCELLED).
 //   (ASSIGNED | RUNNING) when the worker is lost (its stream breaks, its heartbeats stop for
 //   heartbeat_timeout, it reconnects without the job, or after a restart it does not come back
 //   within requeue_grace):
@@ -177,6 +180,7 @@ class JobManager {
     int64_t last_seen_ms = 0;  // monotonic
     std::string job_id;        // "" when idle
     int attempt = 0;
+    bool draining = false;     // sent WorkerDrain: gets no new assignment
   };
   // A change to one job: its new record and the events to append (seq and time are filled in).
   struct Change {

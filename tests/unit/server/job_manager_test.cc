@@ -302,6 +302,73 @@ TEST_F(JobManagerTest, StreamLossRequeuesAndAnotherWorkerFinishes) {
                             S::JOB_STATE_SUCCEEDED}));
 }
 
+// A draining worker (SIGTERM) finishes its job but is given no other; a job it hands back is
+// queued again at once and runs on another worker.
+TEST_F(JobManagerTest, DrainingWorkerGetsNoNewJobAndHandedBackJobIsRequeued) {
+  options_.max_attempts = 1;  // a hand-back is no loss: it must not fail the job
+  Open();
+  std::string first = Submit(Job());
+  std::string second = Submit(Job());
+  FakeConnection& w1 = NewConnection();
+  Connect("w1", &w1);
+  v1::JobAssignment a1 = w1.assignments().at(0);
+  EXPECT_EQ(a1.job_id(), first);
+  Started("w1", &w1, a1);
+  v1::WorkerMessage drain;
+  drain.mutable_drain()->set_deadline_unix_ms(1);
+  manager_->HandleWorkerMessage("w1", &w1, drain);
+  Complete("w1", &w1, a1, true);
+  EXPECT_EQ(State(first), S::JOB_STATE_SUCCEEDED);
+  EXPECT_EQ(w1.assignments().size(), 1u) << "a draining worker is assigned nothing more";
+  EXPECT_EQ(State(second), S::JOB_STATE_QUEUED);
+
+  // w2 takes the second job, starts draining mid-job and hands it back: re-queued, not failed,
+  // even though max_attempts is spent; w3 then runs it.
+  FakeConnection& w2 = NewConnection();
+  Connect("w2", &w2);
+  v1::JobAssignment a2 = w2.assignments().at(0);
+  EXPECT_EQ(a2.job_id(), second);
+  Started("w2", &w2, a2);
+  manager_->HandleWorkerMessage("w2", &w2, drain);
+  v1::WorkerMessage back;
+  back.mutable_completion()->set_job_id(a2.job_id());
+  back.mutable_completion()->set_attempt(a2.attempt());
+  back.mutable_completion()->set_handed_back(true);
+  manager_->HandleWorkerMessage("w2", &w2, back);
+  EXPECT_EQ(State(second), S::JOB_STATE_QUEUED);
+  EXPECT_EQ(w2.assignments().size(), 1u);
+  auto events = Events(second);
+  ASSERT_FALSE(events.empty());
+  ASSERT_TRUE(events.back().has_state());
+  EXPECT_NE(events.back().state().reason().find("handed back by worker w2"), std::string::npos)
+      << events.back().state().reason();
+  FakeConnection& w3 = NewConnection();
+  Connect("w3", &w3);
+  v1::JobAssignment a3 = w3.assignments().at(0);
+  EXPECT_EQ(a3.job_id(), second);
+  EXPECT_EQ(a3.attempt(), 2);
+  Started("w3", &w3, a3);
+  Complete("w3", &w3, a3, true);
+  EXPECT_EQ(State(second), S::JOB_STATE_SUCCEEDED);
+}
+
+// A job being cancelled that its draining worker hands back ends CANCELLED, not QUEUED.
+TEST_F(JobManagerTest, HandedBackWhileCancellingIsCancelled) {
+  std::string id = Submit(Job());
+  FakeConnection& w = NewConnection();
+  Connect("w", &w);
+  v1::JobAssignment a = w.assignments().at(0);
+  Started("w", &w, a);
+  ASSERT_TRUE(manager_->Cancel(id).ok());
+  EXPECT_EQ(State(id), S::JOB_STATE_CANCELLING);
+  v1::WorkerMessage back;
+  back.mutable_completion()->set_job_id(a.job_id());
+  back.mutable_completion()->set_attempt(a.attempt());
+  back.mutable_completion()->set_handed_back(true);
+  manager_->HandleWorkerMessage("w", &w, back);
+  EXPECT_EQ(State(id), S::JOB_STATE_CANCELLED);
+}
+
 TEST_F(JobManagerTest, HeartbeatTimeoutRequeues) {
   options_.heartbeat_timeout_ms = 1000;
   Open();

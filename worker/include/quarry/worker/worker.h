@@ -38,6 +38,10 @@ struct WorkerOptions {
   // Fetch uploaded inputs over WorkerService.FetchInput even when the server's path for them
   // is readable here (a worker on another machine always fetches). Default false.
   bool fetch_inputs = false;
+  // Drain(): how long the current job may still run before it is handed back to the server.
+  // Keep it below the pod's terminationGracePeriodSeconds, with time left to stop the job and
+  // send the hand-back. Default 20000 (Kubernetes' default grace period is 30 s).
+  int drain_timeout_ms = 20000;
 };
 
 class JobRunner;
@@ -56,6 +60,11 @@ class Worker {
   virtual absl::Status Run() = 0;
   // Makes Run() return soon; the current job stops at its next layer boundary.
   virtual void Stop() = 0;
+  // Graceful shutdown (SIGTERM): tells the server to assign nothing more, lets the current job
+  // finish and be reported for up to drain_timeout_ms, else hands it back (the server re-queues
+  // it at once), then Stop(). Blocks until that is done; returns at once without a connection.
+  // An assignment that arrives while draining is handed back unstarted.
+  virtual void Drain() = 0;
 };
 
 }  // namespace quarry::worker
