@@ -11,7 +11,11 @@ PACKAGES=(
   libabsl-dev libgtest-dev libgmock-dev libbenchmark-dev
   libsqlite3-dev nlohmann-json3-dev libcli11-dev libsentencepiece-dev libssl-dev
   python3 python3-grpcio python3-protobuf prometheus
+  python3-yaml python3-jsonschema
+  podman buildah crun runc catatonit debootstrap uidmap fuse-overlayfs slirp4netns
 )
+# python3-yaml, python3-jsonschema: the offline manifest checks (ctest -L deploy; kubectl comes
+# with the machine image). podman ... slirp4netns: deploy/build-images.sh (not run by CI).
 
 missing=()
 for p in "${PACKAGES[@]}"; do
