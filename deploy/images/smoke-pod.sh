@@ -56,17 +56,17 @@ PY
 
 log "2. SIGTERM during a job: the worker drains and hands it back"
 job=$(cli --json submit --model /models/models/tiny-llama-kjv --preset int8 \
-        --calib /models/kjv-calib.jsonl --num-samples 24 --seq-len 128 |
+        --calib /models/kjv-calib.jsonl --num-samples 96 --seq-len 128 |
       python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
 for _ in $(seq 600); do
   layer=$(cli --json show "$job" | python3 -c '
 import json, sys
 j = json.load(sys.stdin)
 print(j.get("progress", {}).get("layer_index", 0) if j.get("state") == "JOB_STATE_RUNNING" else -1)')
-  [[ $layer -ge 1 ]] && break
+  [[ $layer -ge 0 ]] && break
   sleep 0.2
 done
-[[ $layer -ge 1 ]] || { log "job $job never reached layer 1"; exit 1; }
+[[ $layer -ge 0 ]] || { log "job $job never started running"; exit 1; }
 log "   job $job running at layer $layer; podman stop (SIGTERM, SIGKILL after 30 s)"
 podman stop -t 30 "$pod-worker" >/dev/null
 code=$(podman inspect -f '{{.State.ExitCode}}' "$pod-worker")
