@@ -5,7 +5,8 @@ the pinned versions change; the output is committed, so the checks need no netwo
   make_schema.py K8S_SWAGGER_JSON SCALEDOBJECT_JSON SERVICEMONITOR_JSON OUT_DIR
 
 K8S_SWAGGER_JSON: Kubernetes' OpenAPI v2 document (api/openapi-spec/swagger.json of a release;
-the committed file comes from v1.28.0). Only the definitions reachable from KINDS are kept,
+the committed file comes from v1.28.0, as published with enum lists in the public repository
+tommy351/kubernetes-openapi-spec, openapi/1.28.0.json). Only the definitions reachable from KINDS are kept,
 descriptions are dropped, and every object with declared properties becomes closed
 (additionalProperties: false), as the API server's strict field validation treats it, so a
 typo'd field is an error. IntOrString and Quantity accept a string or a number, as the API does.
