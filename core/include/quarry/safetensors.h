@@ -70,6 +70,10 @@ class SafetensorsFile {
   absl::Span<const uint8_t> Bytes(const StTensorInfo& info) const;
   uint64_t file_size() const { return file_size_; }
   uint64_t data_offset() const { return data_offset_; }  // 8 + header length
+  // Drops this process's mapped pages of the tensor's bytes (madvise MADV_DONTNEED; the data
+  // stays valid and is read again from the page cache or the file on the next access). The
+  // pipeline calls it once a layer's tensors are converted, so file-backed RSS stays O(layer).
+  void ReleasePages(const StTensorInfo& info) const;
 
   // Parses a header JSON already read from `path` (exposed for tests / fuzzing).
   static absl::Status ParseHeader(absl::string_view path, absl::string_view header_json,
@@ -100,6 +104,8 @@ class SafetensorsModel {
   absl::StatusOr<absl::Span<const uint8_t>> Bytes(absl::string_view name);
   // Sum of all tensors' byte sizes (reads every shard header).
   absl::StatusOr<uint64_t> TotalBytes();
+  // See SafetensorsFile::ReleasePages. Unknown names are ignored.
+  void ReleasePages(absl::string_view name);
   const std::vector<std::string>& files() const { return files_; }
 
  private:
@@ -110,16 +116,23 @@ class SafetensorsModel {
   std::map<std::string, std::unique_ptr<SafetensorsFile>, std::less<>> open_;
 };
 
-// Streams tensors into one or several safetensors files. Each tensor's bytes are appended to a
-// temporary data file as soon as they are added (memory stays bounded by one tensor); Finish()
-// writes each shard's header, appends its data and renames it into place. With max_shard_bytes
-// set, shards are named model-00001-of-0000N.safetensors plus model.safetensors.index.json.
+// Streams tensors into one or several safetensors files. Each tensor's bytes are appended to its
+// shard's hidden ".<basename>-0000K.safetensors.partial" file as soon as they are added (memory
+// stays bounded by one tensor); Finish() puts each shard's header in front of its data (without
+// copying the data for shards of at least insert_header_min_bytes on filesystems that support
+// FALLOC_FL_INSERT_RANGE; by copying otherwise), fsyncs it and renames it into place, the index
+// last. A crash or an error leaves only ".partial" files, never a complete-looking one. With
+// max_shard_bytes set and more than one shard, shards are named model-00001-of-0000N.safetensors
+// plus model.safetensors.index.json; a model that fits one shard is model.safetensors (as HF).
 class SafetensorsWriter {
  public:
   struct Options {
     std::string basename = "model";   // file stem
     uint64_t max_shard_bytes = 0;     // 0 = one file, no index
     std::map<std::string, std::string> metadata = {{"format", "pt"}};
+    // Shards at least this large get the no-copy header insertion, whose header is padded with
+    // spaces to a filesystem block (4 KiB); smaller ones keep HF's exact 8-byte padding.
+    uint64_t insert_header_min_bytes = 64ull << 20;
   };
   static absl::StatusOr<std::unique_ptr<SafetensorsWriter>> Create(const std::string& dir,
                                                                    Options options);
@@ -140,6 +153,7 @@ class SafetensorsWriter {
   };
   SafetensorsWriter() = default;
   absl::Status StartShard();
+  absl::Status FinishShard(Shard& s, const std::string& final_path);
   std::string dir_;
   Options options_;
   std::vector<Shard> shards_;

@@ -25,6 +25,13 @@ absl::StatusOr<at::Tensor> TensorFromBytes(const StTensorInfo& info, absl::Span<
 absl::StatusOr<at::Tensor> LoadTensor(const SafetensorsFile& file, absl::string_view name);
 absl::StatusOr<at::Tensor> LoadTensor(SafetensorsModel& model, absl::string_view name);
 
+// Converts a floating-point tensor's bytes (F32, BF16, F16, F64) straight into a new float32
+// tensor: one allocation, one pass (threaded), no intermediate copy in the file's dtype.
+// INVALID_ARGUMENT naming the tensor for any other dtype.
+absl::StatusOr<at::Tensor> FloatTensorFromBytes(const StTensorInfo& info,
+                                                absl::Span<const uint8_t> bytes);
+absl::StatusOr<at::Tensor> LoadFloatTensor(SafetensorsModel& model, absl::string_view name);
+
 // Loads every tensor of a file (small files only: tools and tests).
 absl::StatusOr<std::map<std::string, at::Tensor>> LoadAllTensors(const std::string& path);
 

@@ -1,6 +1,7 @@
 #include "quarry/safetensors.h"
 
 #include <fcntl.h>
+#include <linux/falloc.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -235,6 +236,16 @@ absl::Span<const uint8_t> SafetensorsFile::Bytes(const StTensorInfo& info) const
   return absl::Span<const uint8_t>(map_ + data_offset_ + info.begin, info.nbytes());
 }
 
+void SafetensorsFile::ReleasePages(const StTensorInfo& info) const {
+  if (info.nbytes() == 0) return;
+  const uint64_t page = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+  // Whole pages inside the tensor's range only: a neighbour's partial page stays mapped.
+  const uint64_t begin = (data_offset_ + info.begin + page - 1) / page * page;
+  const uint64_t end = (data_offset_ + info.end) / page * page;
+  if (end > begin)
+    ::madvise(const_cast<uint8_t*>(map_) + begin, end - begin, MADV_DONTNEED);
+}
+
 // ---------------------------------------------------------------------------------------------
 
 absl::StatusOr<std::unique_ptr<SafetensorsModel>> SafetensorsModel::Open(const std::string& path) {
@@ -319,6 +330,14 @@ absl::StatusOr<const StTensorInfo*> SafetensorsModel::Info(absl::string_view nam
   return info;
 }
 
+void SafetensorsModel::ReleasePages(absl::string_view name) {
+  auto it = weight_map_.find(name);
+  if (it == weight_map_.end()) return;
+  auto o = open_.find(it->second);
+  if (o == open_.end()) return;
+  if (const StTensorInfo* info = o->second->Find(name)) o->second->ReleasePages(*info);
+}
+
 absl::StatusOr<absl::Span<const uint8_t>> SafetensorsModel::Bytes(absl::string_view name) {
   QUARRY_ASSIGN_OR_RETURN(SafetensorsFile * file, FileFor(name));
   const StTensorInfo* info = file->Find(name);
@@ -374,13 +393,13 @@ absl::StatusOr<std::unique_ptr<SafetensorsWriter>> SafetensorsWriter::Create(
 SafetensorsWriter::~SafetensorsWriter() {
   for (auto& s : shards_) {
     if (s.fd >= 0) ::close(s.fd);
-    if (!finished_) ::unlink(s.tmp_path.c_str());
+    if (s.fd >= 0 || !finished_) ::unlink(s.tmp_path.c_str());
   }
 }
 
 absl::Status SafetensorsWriter::StartShard() {
   Shard s;
-  s.tmp_path = absl::StrFormat("%s/.%s-%05d.data.partial", dir_, options_.basename,
+  s.tmp_path = absl::StrFormat("%s/.%s-%05d.safetensors.partial", dir_, options_.basename,
                                static_cast<int>(shards_.size()) + 1);
   s.fd = ::open(s.tmp_path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (s.fd < 0)
@@ -414,70 +433,117 @@ absl::Status SafetensorsWriter::Add(absl::string_view name, StDtype dtype,
   return absl::OkStatus();
 }
 
+namespace {
+
+// Appends `size` bytes of `in` (from offset 0) to `out` with an in-kernel copy, falling back to
+// read/write where copy_file_range is unsupported.
+absl::Status AppendFile(int in, uint64_t size, int out, const std::string& in_path,
+                        const std::string& out_path) {
+  off_t in_off = 0;
+  uint64_t left = size;
+  while (left > 0) {
+    ssize_t c = ::copy_file_range(in, &in_off, out, nullptr, left, 0);
+    if (c < 0 && errno == EINTR) continue;
+    if (c <= 0) break;
+    left -= static_cast<uint64_t>(c);
+  }
+  std::vector<char> buf(left > 0 ? (1 << 20) : 0);
+  while (left > 0) {
+    ssize_t r = ::pread(in, buf.data(), std::min<uint64_t>(buf.size(), left), in_off);
+    if (r <= 0) return absl::InternalError(absl::StrCat("reading back '", in_path, "'"));
+    QUARRY_RETURN_IF_ERROR(WriteAll(out, buf.data(), static_cast<size_t>(r), out_path));
+    in_off += r;
+    left -= static_cast<uint64_t>(r);
+  }
+  return absl::OkStatus();
+}
+
+std::string LengthPrefix(uint64_t n) {
+  std::string len(8, '\0');
+  for (int b = 0; b < 8; ++b) len[b] = static_cast<char>(n >> (8 * b));
+  return len;
+}
+
+}  // namespace
+
+absl::Status SafetensorsWriter::FinishShard(Shard& s, const std::string& final_path) {
+  std::string header = SafetensorsHeaderJson(s.tensors, options_.metadata);
+  // Large shards: the header is put in front of the data already on disk without moving it
+  // (fallocate FALLOC_FL_INSERT_RANGE, ext4/xfs), so finishing costs no copy of the data. The
+  // inserted range must be whole filesystem blocks: the header is padded with spaces (JSON
+  // whitespace, which the format allows) up to the block boundary.
+  if (s.size >= options_.insert_header_min_bytes) {
+    struct stat st {};
+    const uint64_t block = ::fstat(s.fd, &st) == 0 && st.st_blksize > 0
+                               ? static_cast<uint64_t>(st.st_blksize) : 4096;
+    const uint64_t prefix = (8 + header.size() + block - 1) / block * block;
+    if (::fallocate(s.fd, FALLOC_FL_INSERT_RANGE, 0, static_cast<off_t>(prefix)) == 0) {
+      std::string padded = header + std::string(prefix - 8 - header.size(), ' ');
+      std::string head = LengthPrefix(padded.size()) + padded;
+      if (::pwrite(s.fd, head.data(), head.size(), 0) != static_cast<ssize_t>(head.size()))
+        return absl::InternalError(absl::StrCat("writing the header of '", s.tmp_path, "': ",
+                                                ErrnoText()));
+      if (::fsync(s.fd) != 0)
+        return absl::InternalError(absl::StrCat("fsync '", s.tmp_path, "': ", ErrnoText()));
+      ::close(s.fd);
+      s.fd = -1;
+      if (::rename(s.tmp_path.c_str(), final_path.c_str()) != 0)
+        return absl::InternalError(absl::StrCat("rename to '", final_path, "': ", ErrnoText()));
+      return absl::OkStatus();
+    }
+    // EOPNOTSUPP (tmpfs, older filesystems) or EINVAL: copy instead.
+  }
+  const std::string tmp_final = final_path + ".partial";
+  int out = ::open(tmp_final.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (out < 0)
+    return absl::InternalError(absl::StrCat("cannot create '", tmp_final, "': ", ErrnoText()));
+  std::string head = LengthPrefix(header.size()) + header;
+  absl::Status st = WriteAll(out, head.data(), head.size(), tmp_final);
+  if (st.ok()) st = AppendFile(s.fd, s.size, out, s.tmp_path, tmp_final);
+  if (st.ok() && ::fsync(out) != 0)
+    st = absl::InternalError(absl::StrCat("fsync '", tmp_final, "': ", ErrnoText()));
+  ::close(out);
+  ::close(s.fd);
+  s.fd = -1;
+  ::unlink(s.tmp_path.c_str());
+  if (!st.ok()) {
+    ::unlink(tmp_final.c_str());
+    return st;
+  }
+  if (::rename(tmp_final.c_str(), final_path.c_str()) != 0)
+    return absl::InternalError(absl::StrCat("rename to '", final_path, "': ", ErrnoText()));
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::vector<std::string>> SafetensorsWriter::Finish() {
   if (finished_) return absl::FailedPreconditionError("SafetensorsWriter already finished");
-  const bool sharded = options_.max_shard_bytes > 0;
+  // As Hugging Face's save_pretrained: a model that fits one shard is a plain model.safetensors
+  // without an index, whatever the shard limit.
+  const int n = static_cast<int>(shards_.size());
+  const bool sharded = options_.max_shard_bytes > 0 && n > 1;
   std::vector<std::string> written;
   std::map<std::string, std::string> weight_map;  // sorted by tensor name, as HF writes it
-  const int n = static_cast<int>(shards_.size());
   for (int i = 0; i < n; ++i) {
     Shard& s = shards_[i];
     std::string name = sharded ? absl::StrFormat("%s-%05d-of-%05d.safetensors", options_.basename,
                                                  i + 1, n)
                                : absl::StrCat(options_.basename, ".safetensors");
-    std::string final_path = absl::StrCat(dir_, "/", name);
-    std::string tmp_final = final_path + ".partial";
-    std::string header = SafetensorsHeaderJson(s.tensors, options_.metadata);
-    int out = ::open(tmp_final.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (out < 0)
-      return absl::InternalError(absl::StrCat("cannot create '", tmp_final, "': ", ErrnoText()));
-    uint8_t len[8];
-    for (int b = 0; b < 8; ++b) len[b] = static_cast<uint8_t>(header.size() >> (8 * b));
-    absl::Status st = WriteAll(out, len, 8, tmp_final);
-    if (st.ok()) st = WriteAll(out, header.data(), header.size(), tmp_final);
-    // Append the shard's data with an in-kernel copy (falls back to read/write if unsupported).
-    off_t in_off = 0;
-    uint64_t left = s.size;
-    while (st.ok() && left > 0) {
-      ssize_t c = ::copy_file_range(s.fd, &in_off, out, nullptr, left, 0);
-      if (c <= 0) {
-        if (c < 0 && errno == EINTR) continue;
-        std::vector<char> buf(1 << 20);
-        while (st.ok() && left > 0) {
-          ssize_t r = ::pread(s.fd, buf.data(), std::min<uint64_t>(buf.size(), left), in_off);
-          if (r <= 0) {
-            st = absl::InternalError(absl::StrCat("reading back '", s.tmp_path, "'"));
-            break;
-          }
-          st = WriteAll(out, buf.data(), static_cast<size_t>(r), tmp_final);
-          in_off += r;
-          left -= static_cast<uint64_t>(r);
-        }
-        break;
-      }
-      left -= static_cast<uint64_t>(c);
-    }
-    if (st.ok() && ::fsync(out) != 0)
-      st = absl::InternalError(absl::StrCat("fsync '", tmp_final, "': ", ErrnoText()));
-    ::close(out);
-    ::close(s.fd);
-    s.fd = -1;
-    ::unlink(s.tmp_path.c_str());
-    if (!st.ok()) {
-      ::unlink(tmp_final.c_str());
-      return st;
-    }
-    if (::rename(tmp_final.c_str(), final_path.c_str()) != 0)
-      return absl::InternalError(absl::StrCat("rename to '", final_path, "': ", ErrnoText()));
+    QUARRY_RETURN_IF_ERROR(FinishShard(s, absl::StrCat(dir_, "/", name)));
     written.push_back(name);
     for (const auto& t : s.tensors) weight_map[t.name] = name;
   }
   if (sharded) {
+    // Written under a .partial name and renamed last: an index on disk means every shard is.
     Json index = {{"metadata", {{"total_size", total_bytes_}}}, {"weight_map", weight_map}};
     std::string name = absl::StrCat(options_.basename, ".safetensors.index.json");
-    std::ofstream out(absl::StrCat(dir_, "/", name));
-    out << index.dump(2) << "\n";
-    if (!out) return absl::InternalError(absl::StrCat("writing '", name, "'"));
+    std::string path = absl::StrCat(dir_, "/", name);
+    {
+      std::ofstream out(path + ".partial");
+      out << index.dump(2) << "\n";
+      if (!out) return absl::InternalError(absl::StrCat("writing '", name, "'"));
+    }
+    if (::rename((path + ".partial").c_str(), path.c_str()) != 0)
+      return absl::InternalError(absl::StrCat("rename to '", path, "': ", ErrnoText()));
     written.push_back(name);
   }
   finished_ = true;

@@ -1,5 +1,8 @@
 #include "quarry/tensor_io.h"
 
+#include <ATen/Parallel.h>
+#include <c10/util/Half.h>
+
 #include <cstring>
 #include <filesystem>
 
@@ -55,6 +58,59 @@ absl::StatusOr<at::Tensor> TensorFromBytes(const StTensorInfo& info,
   at::Tensor t = at::empty(info.shape, at::TensorOptions().dtype(ScalarTypeFor(info.dtype)));
   if (!bytes.empty()) std::memcpy(t.data_ptr(), bytes.data(), bytes.size());
   return t;
+}
+
+absl::StatusOr<at::Tensor> FloatTensorFromBytes(const StTensorInfo& info,
+                                                absl::Span<const uint8_t> bytes) {
+  if (bytes.size() != info.nbytes())
+    return absl::InvalidArgumentError(absl::StrCat("tensor '", info.name, "': byte size mismatch"));
+  const size_t esize = StDtypeSize(info.dtype);
+  if (info.dtype != StDtype::kF32 && info.dtype != StDtype::kBF16 && info.dtype != StDtype::kF16 &&
+      info.dtype != StDtype::kF64)
+    return absl::InvalidArgumentError(absl::StrCat("tensor '", info.name, "' is not floating point (",
+                                                   StDtypeName(info.dtype), ")"));
+  at::Tensor t = at::empty(info.shape, at::kFloat);
+  float* dst = t.data_ptr<float>();
+  const uint8_t* src = bytes.data();
+  const StDtype dtype = info.dtype;
+  // Chunks of 64K elements: large enough to amortise the thread hand-off, small enough to split
+  // one weight matrix across the cores. memcpy per element: file offsets need not be aligned.
+  at::parallel_for(0, info.numel(), int64_t{1} << 16, [&](int64_t b, int64_t e) {
+    switch (dtype) {
+      case StDtype::kF32:
+        std::memcpy(dst + b, src + b * esize, static_cast<size_t>(e - b) * esize);
+        break;
+      case StDtype::kBF16:
+        for (int64_t i = b; i < e; ++i) {
+          uint16_t v;
+          std::memcpy(&v, src + 2 * i, 2);
+          const uint32_t u = static_cast<uint32_t>(v) << 16;
+          std::memcpy(dst + i, &u, 4);
+        }
+        break;
+      case StDtype::kF16:
+        for (int64_t i = b; i < e; ++i) {
+          uint16_t v;
+          std::memcpy(&v, src + 2 * i, 2);
+          dst[i] = static_cast<float>(c10::Half(v, c10::Half::from_bits()));
+        }
+        break;
+      default:  // kF64
+        for (int64_t i = b; i < e; ++i) {
+          double v;
+          std::memcpy(&v, src + 8 * i, 8);
+          dst[i] = static_cast<float>(v);
+        }
+        break;
+    }
+  });
+  return t;
+}
+
+absl::StatusOr<at::Tensor> LoadFloatTensor(SafetensorsModel& model, absl::string_view name) {
+  QUARRY_ASSIGN_OR_RETURN(const StTensorInfo* info, model.Info(name));
+  QUARRY_ASSIGN_OR_RETURN(auto bytes, model.Bytes(name));
+  return FloatTensorFromBytes(*info, bytes);
 }
 
 absl::StatusOr<at::Tensor> LoadTensor(const SafetensorsFile& file, absl::string_view name) {

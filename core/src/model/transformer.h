@@ -119,12 +119,15 @@ class CausalLM {
   using TensorSource = std::function<absl::StatusOr<std::optional<at::Tensor>>(const std::string&)>;
   void SetTensorSource(TensorSource source) { tensor_source_ = std::move(source); }
   absl::StatusOr<at::Tensor> LoadFloatIfPresent(const std::string& name);  // undefined if absent
+  // Bytes of checkpoint tensors read so far by LoadFloat (for throughput figures).
+  uint64_t bytes_read() const { return bytes_read_; }
 
  protected:
   ModelConfig config_;
   std::unique_ptr<SafetensorsModel> weights_;
   std::string dir_;
   TensorSource tensor_source_;
+  uint64_t bytes_read_ = 0;
 };
 
 // Building blocks (float32).

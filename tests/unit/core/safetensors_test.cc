@@ -2,8 +2,13 @@
 // corrupt, truncated or hostile files give errors naming the problem (never a crash).
 #include <gtest/gtest.h>
 
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <random>
 
 #include "quarry/safetensors.h"
@@ -80,6 +85,115 @@ struct BadCase {
   std::string bytes;
   const char* expect;  // substring of the error
 };
+
+// RssAnon of this process (/proc/self/status), in bytes.
+double AnonRss() {
+  FILE* f = std::fopen("/proc/self/status", "r");
+  char line[256];
+  long kb = 0;
+  while (f && std::fgets(line, sizeof line, f))
+    if (std::sscanf(line, "RssAnon: %ld kB", &kb) == 1) break;
+  if (f) std::fclose(f);
+  return kb * 1024.0;
+}
+
+TEST(SafetensorsStreaming, OutputLargerThanTheMemoryBudgetNeverAccumulates) {
+  // 48 tensors of 8 MiB = 384 MiB of output through the writer; the process's anonymous memory
+  // may grow by the one 8 MiB buffer plus slack (32 MiB), never by the output.
+  std::string dir = TestDir() + "/streamed";
+  fs::remove_all(dir);
+  SafetensorsWriter::Options opts;
+  opts.max_shard_bytes = 100ull << 20;
+  auto w = SafetensorsWriter::Create(dir, opts);
+  ASSERT_TRUE(w.ok()) << w.status();
+  std::vector<uint8_t> buf(8u << 20);
+  const double before = AnonRss();
+  double peak = before;
+  for (int i = 0; i < 48; ++i) {
+    std::fill(buf.begin(), buf.end(), static_cast<uint8_t>(i));
+    ASSERT_TRUE((*w)->Add("t" + std::to_string(100 + i), StDtype::kU8, {8 << 20}, buf).ok());
+    peak = std::max(peak, AnonRss());
+  }
+  auto files = (*w)->Finish();
+  ASSERT_TRUE(files.ok()) << files.status();
+  peak = std::max(peak, AnonRss());
+  EXPECT_LT(peak - before, 32.0 * (1 << 20)) << "anonymous RSS grew with the output";
+  // Hugging Face's layout: model-0000K-of-0000N.safetensors (each <= max_shard_bytes) and an index
+  // whose weight_map names every tensor's shard and whose total_size is the tensors' bytes.
+  ASSERT_EQ(files->size(), 5u);  // 4 shards of 12 tensors + index
+  EXPECT_EQ((*files)[0], "model-00001-of-00004.safetensors");
+  EXPECT_EQ((*files)[3], "model-00004-of-00004.safetensors");
+  EXPECT_EQ((*files)[4], "model.safetensors.index.json");
+  std::ifstream in(dir + "/model.safetensors.index.json");
+  auto index = nlohmann::json::parse(in);
+  EXPECT_EQ(index["metadata"]["total_size"], 48ull * (8 << 20));
+  EXPECT_EQ(index["weight_map"].size(), 48u);
+  EXPECT_EQ(index["weight_map"]["t147"], "model-00004-of-00004.safetensors");
+  for (int k = 0; k < 4; ++k)
+    EXPECT_LE(fs::file_size(dir + "/" + (*files)[k]), opts.max_shard_bytes + 8192);
+  // Large shards take the no-copy header insertion: the header is padded to a 4 KiB block.
+  auto shard = SafetensorsFile::Open(dir + "/" + (*files)[2]);
+  ASSERT_TRUE(shard.ok()) << shard.status();
+  EXPECT_EQ((*shard)->data_offset() % 4096, 0u);
+  auto model = SafetensorsModel::Open(dir);
+  ASSERT_TRUE(model.ok()) << model.status();
+  for (int i : {0, 13, 47}) {
+    auto bytes = (*model)->Bytes("t" + std::to_string(100 + i));
+    ASSERT_TRUE(bytes.ok()) << bytes.status();
+    EXPECT_EQ((*bytes)[0], static_cast<uint8_t>(i));
+    EXPECT_EQ((*bytes)[bytes->size() - 1], static_cast<uint8_t>(i));
+  }
+  // Nothing temporary is left behind.
+  for (const auto& e : fs::directory_iterator(dir))
+    EXPECT_EQ(e.path().string().find(".partial"), std::string::npos) << e.path();
+}
+
+TEST(SafetensorsStreaming, CrashMidExportLeavesNoCompleteLookingFile) {
+  std::string dir = TestDir() + "/crashed";
+  fs::remove_all(dir);
+  pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {  // the child writes two shards' worth and dies without Finish()
+    SafetensorsWriter::Options opts;
+    opts.max_shard_bytes = 1 << 20;
+    auto w = SafetensorsWriter::Create(dir, opts);
+    std::vector<uint8_t> buf(600 << 10, 5);
+    if (w.ok()) {
+      (void)(*w)->Add("a", StDtype::kU8, {600 << 10}, buf);
+      (void)(*w)->Add("b", StDtype::kU8, {600 << 10}, buf);
+    }
+    ::_exit(0);  // no destructors: as a kill -9 mid-export
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  int partial = 0;
+  for (const auto& e : fs::directory_iterator(dir)) {
+    const std::string name = e.path().filename().string();
+    EXPECT_TRUE(name.size() > 8 && name.substr(name.size() - 8) == ".partial") << name;
+    EXPECT_EQ(name[0], '.') << name;  // hidden, and never a *.safetensors or index name
+    ++partial;
+  }
+  EXPECT_EQ(partial, 2);
+  fs::remove_all(dir);
+}
+
+TEST(Safetensors, SingleShardIsPlainModelSafetensorsAsHuggingFace) {
+  std::string dir = TestDir() + "/single";
+  fs::remove_all(dir);
+  SafetensorsWriter::Options opts;
+  opts.max_shard_bytes = 1 << 20;
+  auto w = SafetensorsWriter::Create(dir, opts);
+  ASSERT_TRUE(w.ok());
+  std::vector<uint8_t> a(64, 7);
+  ASSERT_TRUE((*w)->Add("a", StDtype::kF32, {16}, a).ok());
+  auto files = (*w)->Finish();
+  ASSERT_TRUE(files.ok()) << files.status();
+  EXPECT_EQ(*files, std::vector<std::string>{"model.safetensors"});
+  // Small files keep HF's exact header: compact JSON padded to a multiple of 8 only.
+  auto f = SafetensorsFile::Open(dir + "/model.safetensors");
+  ASSERT_TRUE(f.ok()) << f.status();
+  EXPECT_LT((*f)->data_offset(), 128u);
+}
 
 TEST(Safetensors, CorruptFilesGiveClearErrors) {
   const std::string good_header = R"({"w":{"dtype":"F32","shape":[2,2],"data_offsets":[0,16]}})";
