@@ -27,6 +27,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "config/json_internal.h"
+#include "numerics/kernels/transposed_codes.h"
+#include "numerics/plan.h"
 #include "quarry/packing.h"
 #include "quarry/quantize.h"
 #include "quarry/status.h"
@@ -162,8 +164,22 @@ absl::Status QuarkExporter::AddLinear(const model::QLinear& l, const LayerPlanEn
         QuantParams tp;
         tp.scale = params.scale.t().contiguous();
         if (params.zero_point.defined()) tp.zero_point = params.zero_point.t().contiguous();
-        QUARRY_ASSIGN_OR_RETURN(QuantizedTensor q, Quantize(l.quant_input.t().contiguous(), t, tp, order));
-        QUARRY_RETURN_IF_ERROR(AddTensor(wname, q.data));
+        // Fast path (threaded, tiled, no transposed copy); the reference path for the rest.
+        at::Tensor data;
+        const int axis = spec.ch_axis.value_or(-1);
+        if (stages.size() == 1 && spec.group_size.value_or(0) > 0 && (axis == 1 || axis == -1)) {
+          QUARRY_ASSIGN_OR_RETURN(const numerics::QuantPlan plan, numerics::MakePlan(spec));
+          at::Tensor zp = params.zero_point.defined()
+                              ? params.zero_point.to(at::kFloat).contiguous() : at::Tensor();
+          data = numerics::kernels::TransposedGroupCodes(
+              plan, l.quant_input.to(at::kFloat).contiguous(),
+              params.scale.to(at::kFloat).contiguous(), zp, *spec.group_size, order);
+        }
+        if (!data.defined()) {
+          QUARRY_ASSIGN_OR_RETURN(QuantizedTensor q, Quantize(l.quant_input.t().contiguous(), t, tp, order));
+          data = q.data;
+        }
+        QUARRY_RETURN_IF_ERROR(AddTensor(wname, data));
         QUARRY_RETURN_IF_ERROR(AddTensor(p + ".weight_scale", tp.scale.to(at::kFloat)));
         if (tp.zero_point.defined())
           QUARRY_RETURN_IF_ERROR(AddTensor(p + ".weight_zero_point", ZeroPointAs(tp.zero_point, spec.dtype, order)));

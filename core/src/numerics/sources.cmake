@@ -8,6 +8,7 @@ set(QUARRY_NUMERICS_SOURCES
   src/numerics/reference/block_formats.cc
   src/numerics/reference/fake_quantize_ref.cc
   src/numerics/kernels/kernels.cc
+  src/numerics/kernels/transposed_codes.cc
   src/numerics/observers/range_params.cc
   src/numerics/observers/minmax_observers.cc
   src/numerics/observers/histogram_observer.cc
@@ -26,5 +27,6 @@ set_source_files_properties(${QUARRY_NUMERICS_SOURCES} PROPERTIES COMPILE_OPTION
 # The fast kernels need the full auto-vectorizer (-O2 in GCC 12 only vectorizes "very cheap"
 # loops) and -fno-trapping-math, without which GCC will not if-convert the selects in their loops.
 # Neither changes a result: rounding stays IEEE round-to-nearest-even, no reassociation.
-set_source_files_properties(src/numerics/kernels/kernels.cc
+set_source_files_properties(src/numerics/kernels/kernels.cc src/numerics/kernels/transposed_codes.cc
+  src/numerics/observers/range_params.cc
   PROPERTIES COMPILE_OPTIONS "-ffp-contract=off;-O3;-fno-trapping-math")

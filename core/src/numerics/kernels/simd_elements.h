@@ -38,6 +38,19 @@ inline float FakeQuantIntHalfEven(float x, const IntGrid& g, float qmin, float q
   return (q - g.zp) * g.scale;
 }
 
+// The integer code before dequantization: clamp(round(x * inv) + zp, qmin, qmax) (NaN -> NaN).
+// Equal to ref::QuantizeIntValue with RoundType::kHalfEven bit for bit under the same
+// |lo|, |hi| < 2^22 condition.
+inline float QuantIntHalfEven(float x, const IntGrid& g, float qmin, float qmax) {
+  float v = x * g.inv;
+  v = v < g.lo ? g.lo : v;
+  v = v > g.hi ? g.hi : v;
+  float q = ((v + kRoundMagic) - kRoundMagic) + g.zp;
+  q = q < qmin ? qmin : q;
+  q = q > qmax ? qmax : q;
+  return q;
+}
+
 // ----- Float element grids (fp8 / fp6 / fp4) -----
 
 struct FloatGrid {
