@@ -31,7 +31,8 @@ void AddLocalCommands(CLI::App& app, GlobalOptions& global) {
     sub->add_option("--algo", algo_files, "Algorithm config JSON (Quark's load_quant_algo_config_"
                                           "from_file format), appended to algo_config; repeatable");
     sub->add_option("--calib", o.calibration.path, "Calibration data: .jsonl with \"text\", plain "
-                                                  "text, or .json token-id arrays")->required();
+                                                  "text, or .json token-id arrays (needed only "
+                                                  "when the plan consumes activations)");
     sub->add_option("--num-calib", o.calibration.num_samples, "Calibration samples")
         ->capture_default_str();
     sub->add_option("--seq-len", o.calibration.seq_len, "Calibration sequence length (tokens)")
@@ -48,8 +49,13 @@ void AddLocalCommands(CLI::App& app, GlobalOptions& global) {
     sub->add_flag("--pack-order", order, "Pack int4 nibbles in plain order instead of Quark's "
                                          "\"reorder\"");
     sub->add_option("--max-shard-bytes", o.export_options.max_shard_bytes,
-                    "Split model.safetensors into shards of at most this size (0 = one file)");
+                    "Split model.safetensors into shards of at most this size (0 = one file)")
+        ->capture_default_str();
     sub->add_option("--threads", o.threads, "Compute threads (0 = all)")->capture_default_str();
+    sub->add_option("--error-samples", o.error_sample_sequences,
+                    "Calibration sequences whose quantized forward gives the per-linear output "
+                    "errors in report.json (0 = none)")
+        ->capture_default_str();
     sub->callback([&global] {
       if (preset.empty() && config_file.empty()) Fail(absl::InvalidArgumentError("give --config FILE or --preset NAME"));
       absl::StatusOr<Config> c = preset.empty() ? ConfigFromJsonFile(config_file) : PresetConfig(preset);

@@ -94,7 +94,7 @@ void AddJobFlags(CLI::App* sub, JobFlags& f, bool service) {
   sub->add_flag("--pack-order", f.pack_order, "Plain int4 nibble order instead of Quark's "
                                               "reorder");
   sub->add_flag("--skip-report", f.skip_report, "Do not write report.json / report.html");
-  sub->add_option("--max-shard-bytes", f.max_shard_bytes, "Shard the exported safetensors");
+  sub->add_option("--max-shard-bytes", f.max_shard_bytes, "Shard the exported safetensors into files of at most this many bytes (0 = the worker's default, 5 GB as Hugging Face)");
   sub->add_option("--priority", f.priority, "Higher runs first (default 0)");
   sub->add_option("--name", f.name, "A name for the job");
   sub->add_option("--label", f.labels, "key=value label; repeatable");

@@ -3,6 +3,7 @@
 
 #include "absl/strings/str_format.h"
 #include "cli/commands.h"
+#include "quarry/synthetic_model.h"
 #include "quarry/tensor_tool.h"
 
 namespace quarry::cli {
@@ -11,6 +12,35 @@ void AddTensorCommands(CLI::App& app, GlobalOptions& global) {
   CLI::App* tensor = app.add_subcommand("tensor", "Quantize tensors in safetensors files and run "
                                                   "GPTQ/Qronos on one layer");
   tensor->require_subcommand(1);
+  {
+    auto* sub = tensor->add_subcommand(
+        "synth-model", "Write a random-weight Llama checkpoint of a given shape (default: "
+                       "Llama-3-8B's) for measuring the pipeline at scale");
+    static SyntheticModelOptions o;
+    sub->add_option("--out", o.output_dir, "Output model directory")->required();
+    sub->add_option("--tokenizer-from", o.tokenizer_from,
+                    "Model directory whose tokenizer files are copied")->required();
+    sub->add_option("--hidden", o.hidden_size, "hidden_size")->capture_default_str();
+    sub->add_option("--ffn", o.intermediate_size, "intermediate_size")->capture_default_str();
+    sub->add_option("--layers", o.num_layers, "num_hidden_layers")->capture_default_str();
+    sub->add_option("--heads", o.num_heads, "num_attention_heads")->capture_default_str();
+    sub->add_option("--kv-heads", o.num_kv_heads, "num_key_value_heads")->capture_default_str();
+    sub->add_option("--vocab", o.vocab_size, "vocab_size (0 = the tokenizer's)")
+        ->capture_default_str();
+    sub->add_option("--seed", o.seed, "Seed of the weights")->capture_default_str();
+    sub->add_option("--max-shard-bytes", o.max_shard_bytes, "Shard size")->capture_default_str();
+    sub->callback([&global] {
+      auto r = WriteSyntheticModel(o);
+      if (!r.ok()) Fail(r.status());
+      if (global.json)
+        std::printf("{\"parameters\": %llu, \"bytes\": %llu, \"shards\": %d, \"seconds\": %.1f}\n",
+                    static_cast<unsigned long long>(r->parameters),
+                    static_cast<unsigned long long>(r->bytes), r->shards, r->seconds);
+      else
+        std::printf("%s: %.2fB parameters, %.2f GB in %d shard(s), %.1f s\n", o.output_dir.c_str(),
+                    r->parameters / 1e9, r->bytes / 1e9, r->shards, r->seconds);
+    });
+  }
   {
     auto* sub = tensor->add_subcommand("quantize", "Apply a QuantizationSpec (Quark JSON dict) to "
                                                    "every float tensor of a safetensors file");

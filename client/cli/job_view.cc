@@ -108,6 +108,10 @@ std::string JobView::BarLine() const {
   if (p.elapsed_seconds() > 0) absl::StrAppend(&line, "  elapsed ", FormatDuration(p.elapsed_seconds()));
   if (p.eta_seconds() >= 0 && state_ == v1::JOB_STATE_RUNNING)
     absl::StrAppend(&line, "  ETA ", FormatDuration(p.eta_seconds()));
+  if (p.read_bytes_per_second() > 0 || p.write_bytes_per_second() > 0)
+    absl::StrAppend(&line, absl::StrFormat("  in %.0f MB/s out %.0f MB/s",
+                                           p.read_bytes_per_second() / 1e6,
+                                           p.write_bytes_per_second() / 1e6));
   if (!p.message().empty()) absl::StrAppend(&line, "  ", p.message());
   return line;
 }

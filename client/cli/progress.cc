@@ -35,15 +35,20 @@ void TerminalProgress::ClearLine() {
 }
 
 void TerminalProgress::Render(const std::string& stage, int layer_index, int num_layers,
-                              double fraction, double eta_seconds, const std::string& message) {
+                              double fraction, double eta_seconds, const std::string& message,
+                              double read_bps, double write_bps) {
   const int width = 28;
   const int filled = static_cast<int>(std::lround(std::clamp(fraction, 0.0, 1.0) * width));
   std::string bar = std::string(filled, '#') + std::string(width - filled, '.');
   std::string layer = (layer_index >= 0 && num_layers > 0)
                           ? absl::StrFormat(" layer %d/%d", layer_index + 1, num_layers)
                           : "";
-  std::string line = absl::StrFormat("[%s] %3.0f%% %-9s%s ETA %s %s", bar, 100 * fraction, stage,
-                                     layer, Duration(eta_seconds), message);
+  std::string io = (read_bps > 0 || write_bps > 0)
+                       ? absl::StrFormat(" in %.0f MB/s out %.0f MB/s", read_bps / 1e6,
+                                         write_bps / 1e6)
+                       : "";
+  std::string line = absl::StrFormat("[%s] %3.0f%% %-9s%s ETA %s%s %s", bar, 100 * fraction, stage,
+                                     layer, Duration(eta_seconds), io, message);
   if (line.size() > 118) line.resize(118);
   if (tty_) {
     ClearLine();
@@ -70,7 +75,8 @@ void TerminalProgress::Log(int severity, const std::string& message) {
 }
 
 void TerminalProgress::OnProgress(const ProgressEvent& e) {
-  Render(e.stage, e.layer_index, e.num_layers, e.fraction, e.eta_seconds, e.message);
+  Render(e.stage, e.layer_index, e.num_layers, e.fraction, e.eta_seconds, e.message,
+         e.read_bytes_per_second, e.write_bytes_per_second);
 }
 
 void TerminalProgress::OnLog(LogSeverity severity, absl::string_view message) {

@@ -22,7 +22,8 @@ class TerminalProgress : public JobObserver {
 
   // Shared by `quarry watch`: the same rendering for events coming from the server.
   void Render(const std::string& stage, int layer_index, int num_layers, double fraction,
-              double eta_seconds, const std::string& message);
+              double eta_seconds, const std::string& message, double read_bps = 0,
+              double write_bps = 0);
   void Log(int severity, const std::string& message);
   // Ends the progress line.
   void Finish();

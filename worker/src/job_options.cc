@@ -52,7 +52,7 @@ absl::StatusOr<QuantizeOptions> BuildQuantizeOptions(const v1::JobAssignment& a,
   const v1::ExportOptions& x = spec.export_options();
   o.export_options.real_quantized = x.weight_format() == v1::WEIGHT_FORMAT_REAL_QUANTIZED;
   o.export_options.pack_reorder = x.pack_method() == v1::PACK_METHOD_REORDER;
-  o.export_options.max_shard_bytes = x.max_shard_bytes();
+  if (x.max_shard_bytes() > 0) o.export_options.max_shard_bytes = x.max_shard_bytes();
   o.export_options.write_report = !x.skip_report();
   if (!x.output_dtype().empty() && warnings != nullptr)
     warnings->push_back(absl::StrCat("export_options.output_dtype '", x.output_dtype(),

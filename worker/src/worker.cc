@@ -770,6 +770,8 @@ void Observer::OnProgress(const ProgressEvent& e) {
   p->set_fraction(e.fraction);
   p->set_elapsed_seconds(e.elapsed_seconds);
   p->set_eta_seconds(e.eta_seconds);
+  p->set_read_bytes_per_second(e.read_bytes_per_second);
+  p->set_write_bytes_per_second(e.write_bytes_per_second);
   p->set_message(e.message);
   w_->Emit(job_, std::move(ev));
 }

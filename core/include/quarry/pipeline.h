@@ -31,6 +31,10 @@ struct ProgressEvent {
   double elapsed_seconds = 0;
   double eta_seconds = -1;  // < 0 when unknown
   std::string message;      // e.g. the linear being processed
+  // Checkpoint bytes read and export bytes written per second since the first decoder layer
+  // started (0 until then).
+  double read_bytes_per_second = 0;
+  double write_bytes_per_second = 0;
 };
 
 // Callbacks from core to its caller (the worker, the CLI). Default: ignore everything.
@@ -61,7 +65,9 @@ struct EvalOptions {
 struct ExportOptions {
   bool real_quantized = true;       // packed codes + scales; false: fake-quantized float weights
   bool pack_reorder = true;         // Quark's "reorder" int4 nibble order (else "order")
-  uint64_t max_shard_bytes = 0;     // 0 = a single model.safetensors
+  // Shards of at most this many bytes (Hugging Face's default 5 GB); a model that fits one shard
+  // is a single model.safetensors, as HF writes it. 0 = one file whatever its size.
+  uint64_t max_shard_bytes = 5'000'000'000ull;
   bool write_report = true;         // report.json + report.html
 };
 
@@ -74,6 +80,14 @@ struct QuantizeOptions {
   std::string output_dir;           // created; the exported model and report land here
   std::string device = "cpu";       // "cpu", "cuda:N", "hip:N"
   int threads = 0;                  // intra-op threads; 0 = all
+  // Per-linear output-error statistics (report.json) come from the quantized forward of this
+  // many calibration sequences (the first ones), not from every calibration batch; 0 = none.
+  // Measured only when the plan runs a calibration forward anyway (default 8).
+  int error_sample_sequences = 8;
+  // Freed tensor blocks of at least 4 MiB kept for reuse by later layers (same shapes), at most
+  // this many bytes; 0 = return every block to the system at once (default 4 GiB). The cache
+  // counts in the process's anonymous RSS and is released when the job ends.
+  uint64_t workspace_cache_bytes = 4ull << 30;
 };
 
 struct QuantizeResult {
@@ -82,6 +96,7 @@ struct QuantizeResult {
   std::optional<double> perplexity_quantized;
   double seconds = 0;
   uint64_t peak_rss_bytes = 0;      // process peak RSS observed during the run
+  uint64_t peak_rss_anon_bytes = 0; // peak anonymous RSS (heap, tensors), sampled during the run
 };
 
 // Runs the whole job. CANCELLED when the observer asked to stop; INVALID_ARGUMENT for a bad

@@ -47,6 +47,7 @@ class QuarkExporter {
   // Writes the safetensors shards, config.json and tokenizer files; returns relative file names.
   absl::StatusOr<std::vector<std::string>> Finish();
   std::vector<std::string> warnings() const { return warnings_; }
+  uint64_t bytes_written() const { return writer_ ? writer_->bytes_written() : 0; }
 
  private:
   QuarkExporter() = default;

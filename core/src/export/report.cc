@@ -89,7 +89,14 @@ std::string ToJson(const RunReport& r) {
     j["perplexity"]["relative_change"] = *r.ppl_quantized / *r.ppl_float - 1;
   j["total_seconds"] = r.total_seconds;
   j["peak_rss_bytes"] = r.peak_rss_bytes;
+  j["peak_rss_anon_bytes"] = r.peak_rss_anon_bytes;
+  j["peak_rss_file_bytes"] = r.peak_rss_file_bytes;
   j["max_resident_decoder_layers"] = r.max_resident_layers;
+  j["bytes_read"] = r.bytes_read;
+  j["bytes_written"] = r.bytes_written;
+  j["calibration_forward"] = r.calibration_forward;
+  j["layer_forwards"] = r.layer_forwards;
+  j["work_plan"] = r.work_plan;
   Json stages = Json::object();
   for (const auto& [k, v] : r.stage_seconds) stages[k] = v;
   j["stage_seconds"] = stages;
@@ -103,6 +110,8 @@ std::string ToJson(const RunReport& r) {
     e["stage_seconds"] = s;
     e["hidden_rel_mse"] = OptNum(l.hidden_rel_mse);
     e["rss_bytes"] = l.rss_bytes;
+    e["rss_anon_bytes"] = l.rss_anon_bytes;
+    e["rss_file_bytes"] = l.rss_file_bytes;
     layers.push_back(e);
   }
   j["layers"] = layers;

@@ -32,7 +32,9 @@ struct LayerReport {
   // Relative MSE of the quantized model's hidden state vs the float model's after this layer, on
   // the evaluation windows (accumulated drift); absent without evaluation data.
   std::optional<double> hidden_rel_mse;
-  double rss_bytes = 0;
+  double rss_bytes = 0;       // after the layer: total, anonymous and file-backed
+  double rss_anon_bytes = 0;
+  double rss_file_bytes = 0;
 };
 
 struct RunReport {
@@ -45,8 +47,17 @@ struct RunReport {
   std::optional<int64_t> eval_tokens;
   std::map<std::string, double> stage_seconds;
   double total_seconds = 0;
-  double peak_rss_bytes = 0;
-  int max_resident_layers = 0;   // decoder layers resident at once (1 = layer by layer)
+  double peak_rss_bytes = 0;       // getrusage peak (anonymous + file-backed)
+  double peak_rss_anon_bytes = 0;  // sampled peaks of RssAnon / RssFile (/proc/self/status)
+  double peak_rss_file_bytes = 0;
+  // Decoder layers whose tensors were alive at once, observed through weak references to their
+  // storages (1 = layer by layer).
+  int max_resident_layers = 0;
+  double bytes_read = 0;           // checkpoint bytes converted
+  double bytes_written = 0;        // exported tensor bytes
+  bool calibration_forward = false;
+  int64_t layer_forwards = 0;      // decoder-layer forwards of one batch (calibration + eval)
+  std::vector<std::string> work_plan;  // what ran and why, as logged at job start
   std::string weight_format;     // real_quantized / fake_quantized
   std::vector<LayerReport> layers;
   std::vector<LinearReport> linears;

@@ -1,5 +1,6 @@
 #include "pipeline/layerwise.h"
 
+#include <atomic>
 #include <map>
 
 #include "quarry/status.h"
@@ -41,9 +42,16 @@ absl::Status EmbedAll(model::CausalLM& model, Batches& b) {
   return absl::OkStatus();
 }
 
+namespace {
+std::atomic<int64_t> g_layer_forwards{0};
+}  // namespace
+
+int64_t LayerForwards() { return g_layer_forwards.load(); }
+
 absl::Status ForwardAll(model::CausalLM& model, model::DecoderLayer& layer, Batches& b,
                         model::PassMode mode) {
   for (auto& h : b.hidden) {
+    ++g_layer_forwards;
     model::ForwardContext ctx = model.MakeContext(h.size(1), mode);
     QUARRY_ASSIGN_OR_RETURN(at::Tensor out, CatchExceptions("layer forward", [&]() -> absl::StatusOr<at::Tensor> {
       return layer.Forward(h, ctx);

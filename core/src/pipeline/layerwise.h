@@ -26,7 +26,9 @@ Batches MakeBatches(const std::vector<std::vector<int32_t>>& sequences, int64_t 
 // hidden = Embed(ids) for every batch.
 absl::Status EmbedAll(model::CausalLM& model, Batches& b);
 
-// hidden = layer(hidden) for every batch, with the given pass mode.
+// hidden = layer(hidden) for every batch, with the given pass mode. Each batch counts once in
+// LayerForwards().
+int64_t LayerForwards();  // decoder-layer forwards of one batch so far in this process
 absl::Status ForwardAll(model::CausalLM& model, model::DecoderLayer& layer, Batches& b,
                         model::PassMode mode);
 

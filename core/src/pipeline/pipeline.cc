@@ -4,6 +4,10 @@
 //   calib_q  calibration activations through the quantized model (inputs of the next layer)
 //   calib_f  the same through the float model (only when an algorithm needs it: Qronos)
 //   eval_f / eval_q  evaluation windows through the float / quantized model (with --eval)
+//   stats_q  the first error_sample_sequences calibration sequences through the quantized model,
+//           with per-linear output-error statistics (report.json)
+// The calibration streams exist only when something consumes activations (an algorithm, a static
+// input/output/KV/softmax observer): a weight-only RTN plan runs no calibration forward at all.
 // Per decoder layer:
 //   1. load its weights; attach the quantizers of its plan entries
 //   2. algorithms (GPTQ, Qronos) quantize the weights of the linears they handle
@@ -25,6 +29,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "algorithms/algorithm.h"
 #include "config/json_internal.h"
 #include "export/quark_export.h"
@@ -32,6 +37,7 @@
 #include "model/transformer.h"
 #include "pipeline/layerwise.h"
 #include "pipeline/residency.h"
+#include "pipeline/workspace_allocator.h"
 #include "quarry/calibration.h"
 #include "quarry/config_json.h"
 #include "quarry/config_validate.h"
@@ -59,11 +65,46 @@ bool HasStaticActivationQuantizer(const model::DecoderLayer& layer) {
   return layer.softmax_q && !layer.softmax_q->is_dynamic();
 }
 
-double RelMse(const at::Tensor& approx, const at::Tensor& ref) {
-  const double den = ref.to(at::kDouble).pow(2).sum().item<double>();
-  const double num = (approx.to(at::kDouble) - ref.to(at::kDouble)).pow(2).sum().item<double>();
-  if (den == 0) return num == 0 ? 0 : INFINITY;
-  return num / den;
+// ||approx - ref||^2 / ||ref||^2 accumulated in double, in one threaded pass over the float32
+// tensors (no float64 copies of a weight).
+double RelMse(const at::Tensor& approx_in, const at::Tensor& ref_in) {
+  at::Tensor approx = approx_in.to(at::kFloat).contiguous();
+  at::Tensor ref = ref_in.to(at::kFloat).contiguous();
+  const float* a = approx.data_ptr<float>();
+  const float* r = ref.data_ptr<float>();
+  const int64_t n = ref.numel();
+  constexpr int64_t kChunk = int64_t{1} << 16;
+  const int64_t chunks = (n + kChunk - 1) / kChunk;
+  std::vector<double> num(chunks, 0.0), den(chunks, 0.0);
+  at::parallel_for(0, chunks, 1, [&](int64_t c0, int64_t c1) {
+    for (int64_t c = c0; c < c1; ++c) {
+      double sn = 0, sd = 0;
+      for (int64_t i = c * kChunk, e = std::min(n, (c + 1) * kChunk); i < e; ++i) {
+        const double d = static_cast<double>(a[i]) - r[i];
+        sn += d * d;
+        sd += static_cast<double>(r[i]) * r[i];
+      }
+      num[c] = sn;
+      den[c] = sd;
+    }
+  });
+  double tn = 0, td = 0;
+  for (int64_t c = 0; c < chunks; ++c) tn += num[c], td += den[c];
+  if (td == 0) return tn == 0 ? 0 : INFINITY;
+  return tn / td;
+}
+
+// True when the specs are set and static (their quantizer observes calibration data).
+bool IsStatic(const std::optional<TensorSpecs>& specs) {
+  if (!specs || specs->specs.empty()) return false;
+  auto q = TensorQuantizer::Create(specs->specs);
+  return q.ok() && *q && !(*q)->is_dynamic();
+}
+
+std::string HumanBytes(double b) {
+  if (b >= 1e9) return absl::StrFormat("%.2f GB", b / 1e9);
+  if (b >= 1e6) return absl::StrFormat("%.1f MB", b / 1e6);
+  return absl::StrFormat("%.0f kB", b / 1e3);
 }
 
 class Runner {
@@ -73,7 +114,14 @@ class Runner {
 
   absl::StatusOr<QuantizeResult> Run() {
     start_ = Clock::now();
-    LayerResidencyGuard residency;
+    rss_ = std::make_unique<pipeline::RssSampler>();
+    // Reuse the large blocks each layer frees for the next layer (same shapes): no re-faulting
+    // of gigabytes of fresh pages per layer. Trimmed when the run ends, however it ends.
+    pipeline::WorkspaceAllocator::Install(o_.workspace_cache_bytes);
+    struct TrimAtExit {
+      ~TrimAtExit() { pipeline::WorkspaceAllocator::Trim(); }
+    } trim;
+    forwards_at_start_ = pipeline::LayerForwards();
     QUARRY_RETURN_IF_ERROR(Prepare());
     QUARRY_RETURN_IF_ERROR(EmbedStreams());
     const int n = model_->num_layers();
@@ -88,11 +136,6 @@ class Runner {
   }
 
  private:
-  // Resets the residency peak for this run.
-  struct LayerResidencyGuard {
-    LayerResidencyGuard() { pipeline::LayerResidency::ResetPeak(); }
-  };
-
   void Log(LogSeverity s, const std::string& msg) { obs_->OnLog(s, msg); }
 
   void Progress(const std::string& stage, int layer, double layer_fraction,
@@ -110,9 +153,34 @@ class Runner {
     if (stage == "done") f = 1.0;
     e.fraction = f;
     e.elapsed_seconds = Seconds(start_);
-    e.eta_seconds = f > 0.03 ? e.elapsed_seconds * (1 - f) / f : -1;
+    e.eta_seconds = Eta(stage, layer, layer_fraction, f, e.elapsed_seconds);
     e.message = message;
+    const double io_seconds = layers_started_ ? Seconds(layers_start_) : 0;
+    if (io_seconds > 0.5 && model_) {
+      e.read_bytes_per_second = static_cast<double>(model_->bytes_read() - bytes_read_at_layers_) / io_seconds;
+      e.write_bytes_per_second =
+          exporter_ ? static_cast<double>(exporter_->bytes_written()) / io_seconds : 0;
+    }
     obs_->OnProgress(e);
+  }
+
+  // Decoder layers take about the same time each: the ETA is the mean time per layer so far
+  // times the layers left, plus the head and final files (estimated as half a layer); before a
+  // layer has run, the share of the fixed progress budget.
+  double Eta(const std::string& stage, int layer, double layer_fraction, double f, double elapsed) {
+    const int n = model_ ? model_->num_layers() : 0;
+    if (stage == "done") return 0;
+    if (layer >= 0 && n > 0 && layers_started_) {
+      const double done = layer + std::clamp(layer_fraction, 0.0, 1.0);
+      if (done < 0.05) return -1;
+      const double per_layer = Seconds(layers_start_) / done;
+      return per_layer * (n - done) + 0.5 * per_layer;
+    }
+    if (layer < 0 && layers_started_ && n > 0 && stage != "load") {
+      const double per_layer = (Seconds(layers_start_) - Seconds(layers_end_)) / n;
+      return std::max(0.0, 0.5 * per_layer - Seconds(layers_end_));
+    }
+    return f > 0.03 ? elapsed * (1 - f) / f : -1;
   }
 
   absl::Status Prepare() {
@@ -141,15 +209,24 @@ class Runner {
     }
     QUARRY_ASSIGN_OR_RETURN(algorithms_, algorithms::CreateAlgorithms(o_.config));
     for (const auto& a : algorithms_) needs_float_calib_ |= a->needs_float_inputs();
+    DecideCalibrationForward();
     QUARRY_ASSIGN_OR_RETURN(tokenizer_, Tokenizer::FromModelDir(o_.model_dir));
-    std::vector<std::string> calib_warnings;
-    QUARRY_ASSIGN_OR_RETURN(calibration_,
-                            LoadCalibration(o_.calibration, *tokenizer_,
-                                            model_->config().max_position_embeddings,
-                                            &calib_warnings));
-    for (const auto& w : calib_warnings) Warn(w);
-    Log(LogSeverity::kInfo, absl::StrCat("calibration: ", calibration_.summary));
-    report_.calibration = calibration_.summary;
+    if (needs_calib_forward_) {
+      if (o_.calibration.path.empty())
+        return absl::InvalidArgumentError(
+            "this plan needs calibration data (see the 'calibration forward' line above); give "
+            "--calib FILE (a .jsonl with \"text\" fields, plain text, or token-id arrays)");
+      std::vector<std::string> calib_warnings;
+      QUARRY_ASSIGN_OR_RETURN(calibration_,
+                              LoadCalibration(o_.calibration, *tokenizer_,
+                                              model_->config().max_position_embeddings,
+                                              &calib_warnings));
+      for (const auto& w : calib_warnings) Warn(w);
+      Log(LogSeverity::kInfo, absl::StrCat("calibration: ", calibration_.summary));
+      report_.calibration = calibration_.summary;
+    } else {
+      report_.calibration = "not used (nothing in the plan consumes activations)";
+    }
     if (o_.eval) {
       std::ifstream in(o_.eval->path, std::ios::binary);
       if (!in) return absl::NotFoundError(absl::StrCat("cannot open eval data '", o_.eval->path, "'"));
@@ -169,6 +246,9 @@ class Runner {
     QUARRY_ASSIGN_OR_RETURN(exporter_, exporter::QuarkExporter::Create(
                                            o_.output_dir, o_.export_options, model_.get(),
                                            o_.config, plan_));
+    WorkPlan(absl::StrCat("evaluation: ", eval_windows_.empty()
+                                              ? std::string("none (no evaluation data given)")
+                                              : report_.evaluation));
     report_.model_dir = o_.model_dir;
     report_.model_type = model_->config().model_type;
     report_.config_json = ConfigToJson(o_.config);
@@ -179,6 +259,44 @@ class Runner {
     return absl::OkStatus();
   }
 
+  void WorkPlan(const std::string& line) {
+    report_.work_plan.push_back(line);
+    Log(LogSeverity::kInfo, line);
+  }
+
+  // Decides, from the resolved plan and the algorithms, whether calibration activations are
+  // needed at all, and says why (or why not) at job start.
+  void DecideCalibrationForward() {
+    int inputs = 0, outputs = 0, kv = 0;
+    for (const auto& e : plan_.layers) {
+      if (e.type != "Linear") continue;
+      if (IsStatic(e.config.input_tensors)) ++inputs;
+      if (IsStatic(e.config.output_tensors)) ++(e.kv_cache ? kv : outputs);
+    }
+    std::vector<std::string> why;
+    for (const auto& a : algorithms_)
+      why.push_back(absl::StrCat(a->name(), " (captures the inputs of the linears it quantizes)"));
+    auto plural = [](int n) { return absl::StrCat(n, n == 1 ? " linear" : " linears"); };
+    if (inputs) why.push_back(absl::StrCat("static input observers of ", plural(inputs)));
+    if (outputs) why.push_back(absl::StrCat("static output observers of ", plural(outputs)));
+    if (kv) why.push_back(absl::StrCat("static KV-cache observers of ", plural(kv)));
+    if (plan_.softmax_quant_spec && IsStatic(TensorSpecs(*plan_.softmax_quant_spec)))
+      why.push_back("the static softmax-output observer");
+    needs_calib_forward_ = !why.empty();
+    if (needs_calib_forward_) {
+      WorkPlan(absl::StrCat("calibration forward: needed by ", absl::StrJoin(why, ", ")));
+      WorkPlan(o_.error_sample_sequences > 0
+                   ? absl::StrCat("output-error statistics: on the first ", o_.error_sample_sequences,
+                                  " calibration sequences")
+                   : std::string("output-error statistics: off (error_sample_sequences 0)"));
+    } else {
+      WorkPlan("calibration forward: none (weight-only plan: no algorithm, no static activation "
+               "observer; weights are rounded from the checkpoint alone)");
+      WorkPlan("output-error statistics: not measured (no calibration forward); weight errors "
+               "are reported");
+    }
+  }
+
   void Warn(const std::string& w) {
     report_.warnings.push_back(w);
     Log(LogSeverity::kWarning, w);
@@ -186,9 +304,19 @@ class Runner {
 
   absl::Status EmbedStreams() {
     const auto t = Clock::now();
-    calib_q_ = pipeline::MakeBatches(calibration_.samples, kBatchTokens);
-    QUARRY_RETURN_IF_ERROR(pipeline::EmbedAll(*model_, calib_q_));
-    if (needs_float_calib_) calib_f_ = calib_q_;  // tensors are replaced, not mutated, per layer
+    if (needs_calib_forward_) {
+      calib_q_ = pipeline::MakeBatches(calibration_.samples, kBatchTokens);
+      QUARRY_RETURN_IF_ERROR(pipeline::EmbedAll(*model_, calib_q_));
+      if (needs_float_calib_) calib_f_ = calib_q_;  // tensors are replaced, not mutated, per layer
+      if (o_.error_sample_sequences > 0) {
+        const size_t k = std::min(calibration_.samples.size(),
+                                  static_cast<size_t>(o_.error_sample_sequences));
+        std::vector<std::vector<int32_t>> sample(calibration_.samples.begin(),
+                                                 calibration_.samples.begin() + k);
+        stats_q_ = pipeline::MakeBatches(sample, kBatchTokens);
+        QUARRY_RETURN_IF_ERROR(pipeline::EmbedAll(*model_, stats_q_));
+      }
+    }
     if (!eval_windows_.empty()) {
       eval_f_ = pipeline::MakeBatches(eval_windows_, kBatchTokens);
       QUARRY_RETURN_IF_ERROR(pipeline::EmbedAll(*model_, eval_f_));
@@ -222,7 +350,7 @@ class Runner {
     QUARRY_ASSIGN_OR_RETURN(l.output_q, MakeQuantizer(e.config.output_tensors));
     QUARRY_ASSIGN_OR_RETURN(l.weight_q, MakeQuantizer(e.config.weight));
     QUARRY_ASSIGN_OR_RETURN(l.bias_q, MakeQuantizer(e.config.bias));
-    l.collect_errors = l.weight_q || l.input_q;
+    l.collect_errors = false;  // only on the statistics sample (stats_q_)
     return absl::OkStatus();
   }
 
@@ -309,8 +437,21 @@ class Runner {
 
     auto t = Clock::now();
     Progress("load", i, 0.0, model_->config().LayerPrefix(i));
+    if (!layers_started_) {
+      layers_started_ = true;
+      layers_start_ = Clock::now();
+      bytes_read_at_layers_ = model_->bytes_read();
+    }
     QUARRY_ASSIGN_OR_RETURN(auto layer, model_->LoadLayer(i));
-    pipeline::ResidentLayer resident;
+    {
+      std::vector<at::Tensor> owned;
+      for (model::QLinear* l : layer->linears) {
+        owned.push_back(l->float_weight);
+        owned.push_back(l->float_bias);
+      }
+      for (const auto& [name, value] : layer->other_params) owned.push_back(value);
+      residency_.Register(i, owned);
+    }
     for (model::QLinear* l : layer->linears) QUARRY_RETURN_IF_ERROR(AttachLinear(*l));
     if (plan_.softmax_quant_spec) {
       QUARRY_ASSIGN_OR_RETURN(layer->softmax_q,
@@ -352,6 +493,8 @@ class Runner {
     // 4. static activation observers
     t = Clock::now();
     if (HasStaticActivationQuantizer(*layer)) {
+      if (!needs_calib_forward_)
+        return absl::InternalError("a static activation quantizer without calibration data");
       Progress("calibrate", i, 0.75, "observing activations");
       pipeline::Batches probe = calib_q_;
       QUARRY_RETURN_IF_ERROR(pipeline::ForwardAll(*model_, *layer, probe, PassMode::kObserve));
@@ -361,9 +504,15 @@ class Runner {
 
     // 5. quantized forward to the next layer (and the float forward where needed)
     t = Clock::now();
-    Progress("forward", i, 0.85, "quantized forward");
-    QUARRY_RETURN_IF_ERROR(pipeline::ForwardAll(*model_, *layer, calib_q_, PassMode::kQuantized));
-    for (model::QLinear* l : layer->linears) l->collect_errors = false;  // errors on calibration only
+    if (needs_calib_forward_) {
+      Progress("forward", i, 0.85, "quantized forward");
+      QUARRY_RETURN_IF_ERROR(pipeline::ForwardAll(*model_, *layer, calib_q_, PassMode::kQuantized));
+    }
+    if (!stats_q_.empty()) {
+      for (model::QLinear* l : layer->linears) l->collect_errors = l->weight_q || l->input_q;
+      QUARRY_RETURN_IF_ERROR(pipeline::ForwardAll(*model_, *layer, stats_q_, PassMode::kQuantized));
+      for (model::QLinear* l : layer->linears) l->collect_errors = false;
+    }
     if (needs_float_calib_)
       QUARRY_RETURN_IF_ERROR(pipeline::ForwardAll(*model_, *layer, calib_f_, PassMode::kFloat));
     if (!eval_f_.empty()) {
@@ -395,6 +544,11 @@ class Runner {
     stage_done("export", t);
     lr.seconds = Seconds(t_layer);
     lr.rss_bytes = pipeline::CurrentRssBytes();
+    const pipeline::RssFigures rss = pipeline::CurrentRss();
+    lr.rss_anon_bytes = rss.anon_bytes;
+    lr.rss_file_bytes = rss.file_bytes;
+    residency_.Resident();
+    if (i + 1 == n) layers_end_ = Clock::now();
     report_.layers.push_back(lr);
     Log(LogSeverity::kInfo,
         absl::StrFormat("layer %d/%d done in %.2f s%s", i + 1, n, lr.seconds,
@@ -486,14 +640,27 @@ class Runner {
     result_.peak_rss_bytes = static_cast<uint64_t>(pipeline::PeakRssBytes());
     report_.total_seconds = result_.seconds;
     report_.peak_rss_bytes = static_cast<double>(result_.peak_rss_bytes);
-    report_.max_resident_layers = pipeline::LayerResidency::peak();
+    rss_->SampleNow();
+    report_.peak_rss_anon_bytes = rss_->peak_anon_bytes();
+    report_.peak_rss_file_bytes = rss_->peak_file_bytes();
+    result_.peak_rss_anon_bytes = static_cast<uint64_t>(report_.peak_rss_anon_bytes);
+    report_.max_resident_layers = residency_.peak();
+    report_.bytes_read = static_cast<double>(model_->bytes_read());
+    report_.bytes_written = static_cast<double>(exporter_->bytes_written());
+    report_.calibration_forward = needs_calib_forward_;
+    report_.layer_forwards = pipeline::LayerForwards() - forwards_at_start_;
     if (o_.export_options.write_report) {
       QUARRY_RETURN_IF_ERROR(report::WriteReport(report_, o_.output_dir));
       result_.files.push_back("report.json");
       result_.files.push_back("report.html");
     }
-    Log(LogSeverity::kInfo, absl::StrFormat("done in %.1f s, peak RSS %.0f MiB", result_.seconds,
-                                            report_.peak_rss_bytes / (1 << 20)));
+    Log(LogSeverity::kInfo,
+        absl::StrFormat("done in %.1f s, peak RSS %.0f MiB (anonymous %.0f MiB, file-backed "
+                        "%.0f MiB), read %s, wrote %s, at most %d decoder layer(s) resident",
+                        result_.seconds, report_.peak_rss_bytes / (1 << 20),
+                        report_.peak_rss_anon_bytes / (1 << 20),
+                        report_.peak_rss_file_bytes / (1 << 20), HumanBytes(report_.bytes_read),
+                        HumanBytes(report_.bytes_written), report_.max_resident_layers));
     Progress("done", -1, 1.0);
     return result_;
   }
@@ -508,10 +675,17 @@ class Runner {
   LayerPlan plan_;
   std::vector<std::unique_ptr<algorithms::LayerAlgorithm>> algorithms_;
   bool needs_float_calib_ = false;
+  bool needs_calib_forward_ = false;
+  std::unique_ptr<pipeline::RssSampler> rss_;
+  pipeline::LayerResidencyTracker residency_;
+  bool layers_started_ = false;
+  Clock::time_point layers_start_, layers_end_;
+  uint64_t bytes_read_at_layers_ = 0;
+  int64_t forwards_at_start_ = 0;
   std::unique_ptr<Tokenizer> tokenizer_;
   CalibrationSet calibration_;
   std::vector<std::vector<int32_t>> eval_windows_;
-  pipeline::Batches calib_q_, calib_f_, eval_f_, eval_q_;
+  pipeline::Batches calib_q_, calib_f_, stats_q_, eval_f_, eval_q_;
   std::unique_ptr<exporter::QuarkExporter> exporter_;
   std::map<std::string, std::string> method_;
   std::map<std::string, double> weight_err_;

@@ -3,24 +3,79 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
+#include <cstring>
 
 namespace quarry::pipeline {
-namespace {
-std::atomic<int> g_current{0};
-std::atomic<int> g_peak{0};
-}  // namespace
 
-void LayerResidency::Acquire() {
-  int now = ++g_current;
-  int peak = g_peak.load();
-  while (now > peak && !g_peak.compare_exchange_weak(peak, now)) {
+void LayerResidencyTracker::Register(int id, const std::vector<at::Tensor>& tensors) {
+  Entry e;
+  e.id = id;
+  for (const at::Tensor& t : tensors)
+    if (t.defined() && t.has_storage()) e.storages.push_back(t.storage().getWeakStorageImpl());
+  entries_.push_back(std::move(e));
+  Resident();
+}
+
+int LayerResidencyTracker::Resident() {
+  int live = 0;
+  std::vector<Entry> keep;
+  for (auto& e : entries_) {
+    bool alive = false;
+    for (const auto& s : e.storages) alive |= !s.expired();
+    if (alive) {
+      ++live;
+      keep.push_back(std::move(e));
+    }
+  }
+  entries_ = std::move(keep);  // a freed layer never comes back
+  if (live > peak_) peak_ = live;
+  return live;
+}
+
+RssFigures CurrentRss() {
+  RssFigures r;
+  FILE* f = std::fopen("/proc/self/status", "r");
+  if (f == nullptr) return r;
+  char line[256];
+  while (std::fgets(line, sizeof line, f) != nullptr) {
+    long kb = 0;
+    if (std::sscanf(line, "RssAnon: %ld kB", &kb) == 1) r.anon_bytes = kb * 1024.0;
+    if (std::sscanf(line, "RssFile: %ld kB", &kb) == 1) r.file_bytes = kb * 1024.0;
+  }
+  std::fclose(f);
+  return r;
+}
+
+namespace {
+void RaiseTo(std::atomic<double>& peak, double v) {
+  double cur = peak.load();
+  while (v > cur && !peak.compare_exchange_weak(cur, v)) {
   }
 }
-void LayerResidency::Release() { --g_current; }
-int LayerResidency::current() { return g_current.load(); }
-int LayerResidency::peak() { return g_peak.load(); }
-void LayerResidency::ResetPeak() { g_peak.store(g_current.load()); }
+}  // namespace
+
+RssSampler::RssSampler(int period_ms) {
+  SampleNow();
+  thread_ = std::thread([this, period_ms] {
+    while (!stop_.load()) {
+      SampleNow();
+      std::this_thread::sleep_for(std::chrono::milliseconds(period_ms));
+    }
+  });
+}
+
+RssSampler::~RssSampler() {
+  stop_.store(true);
+  if (thread_.joinable()) thread_.join();
+}
+
+void RssSampler::SampleNow() {
+  const RssFigures r = CurrentRss();
+  RaiseTo(peak_anon_, r.anon_bytes);
+  RaiseTo(peak_file_, r.file_bytes);
+}
 
 double PeakRssBytes() {
   struct rusage ru {};
