@@ -74,6 +74,9 @@ class SafetensorsFile {
   // stays valid and is read again from the page cache or the file on the next access). The
   // pipeline calls it once a layer's tensors are converted, so file-backed RSS stays O(layer).
   void ReleasePages(const StTensorInfo& info) const;
+  // Asks the kernel to read the tensor's bytes ahead (madvise MADV_WILLNEED); returns at once or
+  // after queueing the reads. Lets the pipeline read layer i+1 while it computes layer i.
+  void WillNeed(const StTensorInfo& info) const;
 
   // Parses a header JSON already read from `path` (exposed for tests / fuzzing).
   static absl::Status ParseHeader(absl::string_view path, absl::string_view header_json,
@@ -106,6 +109,9 @@ class SafetensorsModel {
   absl::StatusOr<uint64_t> TotalBytes();
   // See SafetensorsFile::ReleasePages. Unknown names are ignored.
   void ReleasePages(absl::string_view name);
+  // SafetensorsFile::WillNeed for every tensor whose name starts with `prefix` (opens shards).
+  // Not thread-safe with other calls on this object: call it from the thread that owns it.
+  void WillNeedPrefix(absl::string_view prefix);
   const std::vector<std::string>& files() const { return files_; }
 
  private:

@@ -330,6 +330,23 @@ absl::StatusOr<const StTensorInfo*> SafetensorsModel::Info(absl::string_view nam
   return info;
 }
 
+void SafetensorsFile::WillNeed(const StTensorInfo& info) const {
+  if (info.nbytes() == 0) return;
+  const uint64_t page = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+  const uint64_t begin = (data_offset_ + info.begin) / page * page;
+  const uint64_t end = data_offset_ + info.end;
+  ::madvise(const_cast<uint8_t*>(map_) + begin, end - begin, MADV_WILLNEED);
+}
+
+void SafetensorsModel::WillNeedPrefix(absl::string_view prefix) {
+  for (auto it = weight_map_.lower_bound(prefix); it != weight_map_.end(); ++it) {
+    if (it->first.compare(0, prefix.size(), prefix.data(), prefix.size()) != 0) break;
+    auto file = FileFor(it->first);
+    if (!file.ok()) continue;
+    if (const StTensorInfo* info = (*file)->Find(it->first)) (*file)->WillNeed(*info);
+  }
+}
+
 void SafetensorsModel::ReleasePages(absl::string_view name) {
   auto it = weight_map_.find(name);
   if (it == weight_map_.end()) return;

@@ -443,6 +443,9 @@ class Runner {
       bytes_read_at_layers_ = model_->bytes_read();
     }
     QUARRY_ASSIGN_OR_RETURN(auto layer, model_->LoadLayer(i));
+    // Read-ahead of the next layer's bytes while this one is computed and written (the page
+    // cache fills in the background; madvise only queues the reads).
+    if (i + 1 < n) model_->weights().WillNeedPrefix(model_->config().LayerPrefix(i + 1) + ".");
     {
       std::vector<at::Tensor> owned;
       for (model::QLinear* l : layer->linears) {

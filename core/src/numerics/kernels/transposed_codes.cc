@@ -74,6 +74,9 @@ at::Tensor TransposedGroupCodes(const QuantPlan& plan, const at::Tensor& w, cons
     const int64_t words = R / 8;
     at::parallel_for(0, tiles, 1, [&](int64_t t0, int64_t t1) {
       int32_t codes[8][kCols];
+      int32_t packed[kCols];
+      int elem[8];
+      for (int k = 0; k < 8; ++k) elem[k] = packing::Int4ElementOfNibble(order, k);
       for (int64_t t = t0; t < t1; ++t) {
         const int64_t c0 = t * kCols, nc = std::min(kCols, C - c0);
         for (int64_t r0 = 0; r0 < R; r0 += 8) {
@@ -81,11 +84,18 @@ at::Tensor TransposedGroupCodes(const QuantPlan& plan, const at::Tensor& w, cons
             const int64_t r = r0 + k;
             CodesOfRow(x + r * C, gr + r * G, c0, nc, group, qmin, qmax, codes[k]);
           }
-          for (int64_t j = 0; j < nc; ++j) {
-            const int32_t word[8] = {codes[0][j], codes[1][j], codes[2][j], codes[3][j],
-                                     codes[4][j], codes[5][j], codes[6][j], codes[7][j]};
-            o[(c0 + j) * words + r0 / 8] = static_cast<int32_t>(packing::PackInt4Word(word, order));
-          }
+          // packing::PackInt4Word for all nc words at once (vectorised): nibble k holds the code
+          // of element Int4ElementOfNibble(order, k).
+          const int32_t *e0 = codes[elem[0]], *e1 = codes[elem[1]], *e2 = codes[elem[2]],
+                        *e3 = codes[elem[3]], *e4 = codes[elem[4]], *e5 = codes[elem[5]],
+                        *e6 = codes[elem[6]], *e7 = codes[elem[7]];
+          for (int64_t j = 0; j < nc; ++j)
+            packed[j] = static_cast<int32_t>(
+                (static_cast<uint32_t>(e0[j]) & 15u) | (static_cast<uint32_t>(e1[j]) & 15u) << 4 |
+                (static_cast<uint32_t>(e2[j]) & 15u) << 8 | (static_cast<uint32_t>(e3[j]) & 15u) << 12 |
+                (static_cast<uint32_t>(e4[j]) & 15u) << 16 | (static_cast<uint32_t>(e5[j]) & 15u) << 20 |
+                (static_cast<uint32_t>(e6[j]) & 15u) << 24 | (static_cast<uint32_t>(e7[j]) & 15u) << 28);
+          for (int64_t j = 0; j < nc; ++j) o[(c0 + j) * words + r0 / 8] = packed[j];
         }
       }
     });
