@@ -31,7 +31,6 @@ namespace {
 #endif
 
 constexpr int64_t kChunk = 16384;  // elements per per-tensor run / minimum work per task
-constexpr float kMagicLimit = 4194304.0f;  // 2^22
 
 // ----- Element loops -----
 // The bodies are always inlined into the multiversioned batch functions below, so that every
@@ -42,13 +41,8 @@ constexpr float kMagicLimit = 4194304.0f;  // 2^22
 // magic-number rounding (zero points beyond +-2^22, int16/int32 ranges).
 QUARRY_INLINE void IntRunBody(const float* __restrict x, float* __restrict y, int64_t n,
                               float scale, float zp, float qmin, float qmax) {
-  IntGrid g;
-  g.scale = ref::EffectiveIntScale(scale);
-  g.inv = 1.0f / g.scale;
-  g.zp = zp;
-  g.lo = std::floor(qmin - zp) - 1.0f;
-  g.hi = std::ceil(qmax - zp) + 1.0f;
-  if (!(std::fabs(g.lo) < kMagicLimit && std::fabs(g.hi) < kMagicLimit)) {
+  const IntGrid g = MakeIntGrid(scale, zp, qmin, qmax);
+  if (!MagicRoundingFits(g)) {
     for (int64_t i = 0; i < n; ++i) {
       y[i] = ref::FakeQuantIntValue(x[i], scale, zp, qmin, qmax, RoundType::kHalfEven);
     }

@@ -6,9 +6,11 @@
 #pragma once
 
 #include <bit>
+#include <cmath>
 #include <cstdint>
 
 #include "numerics/formats.h"
+#include "numerics/reference/int_grid.h"
 
 namespace quarry::numerics::kernels {
 
@@ -25,6 +27,22 @@ struct IntGrid {
   float lo, hi;
 };
 inline constexpr float kRoundMagic = 12582912.0f;  // 1.5 * 2^23
+inline constexpr float kMagicLimit = 4194304.0f;   // 2^22: where the magic rounding is exact
+
+// The grid of one parameter, computed as the reference computes it per element.
+inline IntGrid MakeIntGrid(float scale, float zp, float qmin, float qmax) {
+  IntGrid g;
+  g.scale = ref::EffectiveIntScale(scale);
+  g.inv = 1.0f / g.scale;
+  g.zp = zp;
+  g.lo = std::floor(qmin - zp) - 1.0f;
+  g.hi = std::ceil(qmax - zp) + 1.0f;
+  return g;
+}
+// Whether the magic-number rounding is exact over the grid's clamp range.
+inline bool MagicRoundingFits(const IntGrid& g) {
+  return std::fabs(g.lo) < kMagicLimit && std::fabs(g.hi) < kMagicLimit;
+}
 
 // Fake-quantizes one value: ((clamp(round(x * inv) + zp, qmin, qmax)) - zp) * scale, NaN -> NaN.
 // Equal to ref::FakeQuantIntValue with RoundType::kHalfEven bit for bit (zero signs included).

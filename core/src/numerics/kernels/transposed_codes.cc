@@ -7,12 +7,9 @@
 #include <vector>
 
 #include "numerics/kernels/simd_elements.h"
-#include "numerics/reference/int_grid.h"
 
 namespace quarry::numerics::kernels {
 namespace {
-
-constexpr float kMagicLimit = 4194304.0f;  // 2^22: the magic-number rounding's exact range
 
 // The reference's code of one element (real_quantize.cc ComputeCodes, kInt, integer zero point):
 // NaN is stored as the zero point.
@@ -54,13 +51,8 @@ at::Tensor TransposedGroupCodes(const QuantPlan& plan, const at::Tensor& w, cons
   // Per (row, group) grid constants, computed as the reference computes them per element.
   std::vector<IntGrid> grids(static_cast<size_t>(R * G));
   for (int64_t p = 0; p < R * G; ++p) {
-    IntGrid& g = grids[static_cast<size_t>(p)];
-    g.scale = ref::EffectiveIntScale(s[p]);
-    g.inv = 1.0f / g.scale;
-    g.zp = z ? z[p] : 0.0f;
-    g.lo = std::floor(qmin - g.zp) - 1.0f;
-    g.hi = std::ceil(qmax - g.zp) + 1.0f;
-    if (!(std::fabs(g.lo) < kMagicLimit && std::fabs(g.hi) < kMagicLimit)) return {};
+    grids[static_cast<size_t>(p)] = MakeIntGrid(s[p], z ? z[p] : 0.0f, qmin, qmax);
+    if (!MagicRoundingFits(grids[static_cast<size_t>(p)])) return {};
   }
   const IntGrid* gr = grids.data();
   // Tiles of kCols input columns x all rows, 8 rows at a time: the 8 x kCols block of W is read
