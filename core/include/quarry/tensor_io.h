@@ -30,7 +30,6 @@ absl::StatusOr<at::Tensor> LoadTensor(SafetensorsModel& model, absl::string_view
 // INVALID_ARGUMENT naming the tensor for any other dtype.
 absl::StatusOr<at::Tensor> FloatTensorFromBytes(const StTensorInfo& info,
                                                 absl::Span<const uint8_t> bytes);
-absl::StatusOr<at::Tensor> LoadFloatTensor(SafetensorsModel& model, absl::string_view name);
 
 // Loads every tensor of a file (small files only: tools and tests).
 absl::StatusOr<std::map<std::string, at::Tensor>> LoadAllTensors(const std::string& path);

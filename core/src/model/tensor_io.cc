@@ -113,12 +113,6 @@ absl::StatusOr<at::Tensor> FloatTensorFromBytes(const StTensorInfo& info,
   return t;
 }
 
-absl::StatusOr<at::Tensor> LoadFloatTensor(SafetensorsModel& model, absl::string_view name) {
-  QUARRY_ASSIGN_OR_RETURN(const StTensorInfo* info, model.Info(name));
-  QUARRY_ASSIGN_OR_RETURN(auto bytes, model.Bytes(name));
-  return FloatTensorFromBytes(*info, bytes);
-}
-
 absl::StatusOr<at::Tensor> LoadTensor(const SafetensorsFile& file, absl::string_view name) {
   const StTensorInfo* info = file.Find(name);
   if (info == nullptr)

@@ -96,11 +96,12 @@ absl::StatusOr<at::Tensor> CausalLM::LoadFloat(const std::string& name) {
     QUARRY_ASSIGN_OR_RETURN(std::optional<at::Tensor> t, tensor_source_(name));
     if (t.has_value()) return *t;
   }
-  QUARRY_ASSIGN_OR_RETURN(at::Tensor t, LoadFloatTensor(*weights_, name));
+  QUARRY_ASSIGN_OR_RETURN(const StTensorInfo* info, weights_->Info(name));
+  QUARRY_ASSIGN_OR_RETURN(auto bytes, weights_->Bytes(name));
+  QUARRY_ASSIGN_OR_RETURN(at::Tensor t, FloatTensorFromBytes(*info, bytes));
   // The float32 copy is all we use: drop the mapped pages so file-backed RSS stays O(layer).
   weights_->ReleasePages(name);
-  QUARRY_ASSIGN_OR_RETURN(const StTensorInfo* info, weights_->Info(name));
-  bytes_read_ += info->nbytes();
+  bytes_read_ += bytes.size();
   return t;
 }
 
