@@ -156,10 +156,10 @@ class Runner {
     e.eta_seconds = Eta(stage, layer, layer_fraction, f, e.elapsed_seconds);
     e.message = message;
     const double io_seconds = layers_started_ ? Seconds(layers_start_) : 0;
-    if (io_seconds > 0.5 && model_) {
+    if (io_seconds > 0.5) {  // layers_started_: model_ and exporter_ exist
       e.read_bytes_per_second = static_cast<double>(model_->bytes_read() - bytes_read_at_layers_) / io_seconds;
       e.write_bytes_per_second =
-          exporter_ ? static_cast<double>(exporter_->bytes_written()) / io_seconds : 0;
+          static_cast<double>(exporter_->bytes_written() - bytes_written_at_layers_) / io_seconds;
     }
     obs_->OnProgress(e);
   }
@@ -441,6 +441,7 @@ class Runner {
       layers_started_ = true;
       layers_start_ = Clock::now();
       bytes_read_at_layers_ = model_->bytes_read();
+      bytes_written_at_layers_ = exporter_->bytes_written();
     }
     QUARRY_ASSIGN_OR_RETURN(auto layer, model_->LoadLayer(i));
     // Read-ahead of the next layer's bytes while this one is computed and written (the page
@@ -683,7 +684,7 @@ class Runner {
   pipeline::LayerResidencyTracker residency_;
   bool layers_started_ = false;
   Clock::time_point layers_start_, layers_end_;
-  uint64_t bytes_read_at_layers_ = 0;
+  uint64_t bytes_read_at_layers_ = 0, bytes_written_at_layers_ = 0;  // at the first layer
   int64_t forwards_at_start_ = 0;
   std::unique_ptr<Tokenizer> tokenizer_;
   CalibrationSet calibration_;
