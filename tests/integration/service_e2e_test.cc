@@ -48,6 +48,13 @@ const v1::JobEvent* FindState(const std::vector<v1::JobEvent>& events, v1::JobSt
 
 bool Never(const v1::JobEvent&) { return false; }
 
+// Downloads a job's artifacts into `out` and checks every file against its recorded sha256.
+void ExpectDownloadMatches(client::Client& c, const v1::Job& job, const std::string& out) {
+  auto dl = c.DownloadArtifacts(job.id(), out);
+  ASSERT_TRUE(dl.ok()) << dl.status();
+  for (const auto& a : job.artifacts()) EXPECT_EQ(Sha256OfFile(out + "/" + a.name()), a.sha256());
+}
+
 bool MidJob(const v1::JobEvent& e) {
   return e.has_progress() && e.progress().layer_index() >= 1 && e.progress().num_layers() > 2;
 }
@@ -192,10 +199,7 @@ TEST(ServiceE2E, KilledWorkerJobIsRequeuedAndCompletesOnTheOther) {
   EXPECT_TRUE(absl::StrContains(changes[0].reason(), "re-queued")) << changes[0].reason();
   EXPECT_EQ(changes[1].state(), v1::JOB_STATE_ASSIGNED);
   EXPECT_EQ(changes[1].attempt(), 2);
-  auto dl = c->DownloadArtifacts(job->id(), dir.path() + "/out");
-  ASSERT_TRUE(dl.ok()) << dl.status();
-  for (const auto& a : final_job->artifacts())
-    EXPECT_EQ(Sha256OfFile(dir.path() + "/out/" + a.name()), a.sha256());
+  ASSERT_NO_FATAL_FAILURE(ExpectDownloadMatches(*c, *final_job, dir.path() + "/out"));
 }
 
 // 3b. SIGTERM during a job (what Kubernetes sends on scale-down, rollout or node drain): the
@@ -231,11 +235,8 @@ TEST(ServiceE2E, SigtermedWorkerFinishesItsJobWithinTheDrainTimeout) {
   int queued = 0;
   for (const auto& s : StateChanges(all)) queued += s.state() == v1::JOB_STATE_QUEUED ? 1 : 0;
   EXPECT_EQ(queued, 1) << "queued once, at submission; never re-queued";
-  auto dl = c->DownloadArtifacts(job->id(), dir.path() + "/out");
-  ASSERT_TRUE(dl.ok()) << dl.status();
   ASSERT_GT(final_job->artifacts_size(), 0);
-  for (const auto& a : final_job->artifacts())
-    EXPECT_EQ(Sha256OfFile(dir.path() + "/out/" + a.name()), a.sha256());
+  ASSERT_NO_FATAL_FAILURE(ExpectDownloadMatches(*c, *final_job, dir.path() + "/out"));
 
   EXPECT_EQ(c->GetJob(next->id())->state(), v1::JOB_STATE_QUEUED)
       << "the job submitted during the drain waits for another worker";
@@ -287,10 +288,7 @@ TEST(ServiceE2E, SigtermedWorkerHandsItsJobBackAtTheDrainTimeout) {
       << changes[0].reason();
   EXPECT_EQ(changes[1].state(), v1::JOB_STATE_ASSIGNED);
   EXPECT_EQ(changes[1].worker_id(), "w2");
-  auto dl = c->DownloadArtifacts(job->id(), dir.path() + "/out");
-  ASSERT_TRUE(dl.ok()) << dl.status();
-  for (const auto& a : final_job->artifacts())
-    EXPECT_EQ(Sha256OfFile(dir.path() + "/out/" + a.name()), a.sha256());
+  ASSERT_NO_FATAL_FAILURE(ExpectDownloadMatches(*c, *final_job, dir.path() + "/out"));
 }
 
 // 4. A server crash (kill -9) and restart mid-queue loses no job, event or artifact: the
@@ -334,10 +332,7 @@ TEST(ServiceE2E, ServerRestartMidQueueLosesNothing) {
   ASSERT_EQ(done_events_after.size(), done_events.size());
   for (size_t i = 0; i < done_events.size(); ++i)
     EXPECT_EQ(done_events_after[i].SerializeAsString(), done_events[i].SerializeAsString());
-  auto dl = c->DownloadArtifacts(done->id(), dir.path() + "/out");
-  ASSERT_TRUE(dl.ok()) << dl.status();
-  for (const auto& a : done_after->artifacts())
-    EXPECT_EQ(Sha256OfFile(dir.path() + "/out/" + a.name()), a.sha256());
+  ASSERT_NO_FATAL_FAILURE(ExpectDownloadMatches(*c, *done_after, dir.path() + "/out"));
 
   // The queued jobs are still queued (or already picked up), none lost.
   for (const auto& id : queued) {

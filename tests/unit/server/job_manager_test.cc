@@ -113,6 +113,14 @@ class JobManagerTest : public ::testing::Test {
     for (auto& x : artifacts) *c->add_artifacts() = x;
     manager_->HandleWorkerMessage(worker, conn, m);
   }
+  // A draining worker's completion that hands the job back unfinished.
+  void HandBack(const std::string& worker, FakeConnection* conn, const v1::JobAssignment& a) {
+    v1::WorkerMessage m;
+    m.mutable_completion()->set_job_id(a.job_id());
+    m.mutable_completion()->set_attempt(a.attempt());
+    m.mutable_completion()->set_handed_back(true);
+    manager_->HandleWorkerMessage(worker, conn, m);
+  }
   v1::JobState State(const std::string& id) {
     auto j = manager_->Get(id);
     EXPECT_TRUE(j.ok()) << j.status();
@@ -330,11 +338,7 @@ TEST_F(JobManagerTest, DrainingWorkerGetsNoNewJobAndHandedBackJobIsRequeued) {
   EXPECT_EQ(a2.job_id(), second);
   Started("w2", &w2, a2);
   manager_->HandleWorkerMessage("w2", &w2, drain);
-  v1::WorkerMessage back;
-  back.mutable_completion()->set_job_id(a2.job_id());
-  back.mutable_completion()->set_attempt(a2.attempt());
-  back.mutable_completion()->set_handed_back(true);
-  manager_->HandleWorkerMessage("w2", &w2, back);
+  HandBack("w2", &w2, a2);
   EXPECT_EQ(State(second), S::JOB_STATE_QUEUED);
   EXPECT_EQ(w2.assignments().size(), 1u);
   auto events = Events(second);
@@ -361,11 +365,7 @@ TEST_F(JobManagerTest, HandedBackWhileCancellingIsCancelled) {
   Started("w", &w, a);
   ASSERT_TRUE(manager_->Cancel(id).ok());
   EXPECT_EQ(State(id), S::JOB_STATE_CANCELLING);
-  v1::WorkerMessage back;
-  back.mutable_completion()->set_job_id(a.job_id());
-  back.mutable_completion()->set_attempt(a.attempt());
-  back.mutable_completion()->set_handed_back(true);
-  manager_->HandleWorkerMessage("w", &w, back);
+  HandBack("w", &w, a);
   EXPECT_EQ(State(id), S::JOB_STATE_CANCELLED);
 }
 
