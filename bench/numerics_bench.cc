@@ -5,7 +5,10 @@
 //                 it (reshape to groups, aminmax / amax, scale formula, round/clamp/mul ops;
 //                 LibTorch 1.13 has no float8 dtype, so fp8/fp4 rounding is emulated with
 //                 log2/floor/round ops);
-//   Memcpy/...    a plain copy of the same bytes with the same threads (bandwidth limit).
+//   FastInto/...  the fast kernel writing into a preallocated, pre-touched output;
+//   Memcpy/...    a plain copy of the same bytes with the same threads into a fresh tensor;
+//   MemcpyTouched a plain copy between pre-touched buffers (the bandwidth limit FastInto is
+//                 compared against).
 // Bytes processed per iteration = input + output (2 * numel * 4), reported as GB/s.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
@@ -15,6 +18,7 @@
 #include <cstring>
 
 #include "numerics/fake_quantize.h"
+#include "numerics/kernels/kernels.h"
 #include "numerics/plan.h"
 #include "quarry/quantize.h"
 #include "quarry/spec_helpers.h"
@@ -174,6 +178,56 @@ void BM_Memcpy(benchmark::State& state) {
   state.SetLabel(std::string("memcpy/") + InputName(state.range(1)));
 }
 
+// Pre-touched buffers of x's shape, one per input (the out-of-place variants write into them, and
+// the touched memcpy copies into them): no allocation or page fault inside the timed loop.
+at::Tensor& Touched(int64_t which) {
+  static at::Tensor buf[2] = {at::zeros_like(Weight()), at::zeros_like(Activation())};
+  return buf[which];
+}
+
+// The fast kernel writing into a preallocated, pre-touched output (out of place, no allocation).
+void BM_FastInto(benchmark::State& state) {
+  const at::Tensor& x = Input(state.range(1));
+  auto plan = quarry::numerics::MakePlan(KernelSpec(state.range(0)));
+  if (!plan.ok()) {
+    state.SkipWithError(std::string(plan.status().message()).c_str());
+    return;
+  }
+  plan->dynamic = true;
+  auto layout = quarry::numerics::MakeLayout(*plan, x.sizes());
+  if (!layout.ok()) {
+    state.SkipWithError(std::string(layout.status().message()).c_str());
+    return;
+  }
+  at::Tensor& out = Touched(state.range(1));
+  for (auto _ : state) {
+    at::Tensor y = out;
+    quarry::QuantParams params;
+    if (!quarry::numerics::kernels::FakeQuantizeDynamic(*plan, *layout, x, &y, &params) ||
+        y.data_ptr() != out.data_ptr()) {
+      state.SkipWithError("no in-place output for this kernel");
+      return;
+    }
+    benchmark::DoNotOptimize(y.data_ptr());
+  }
+  SetCounters(state, x);
+}
+
+// memcpy between pre-touched buffers of the same size with the same threads: the machine's
+// copy bandwidth, which the out-of-place kernels are compared against.
+void BM_MemcpyTouched(benchmark::State& state) {
+  const at::Tensor& x = Input(state.range(1));
+  const char* src = static_cast<const char*>(x.data_ptr());
+  char* dst = static_cast<char*>(Touched(state.range(1)).data_ptr());
+  const int64_t bytes = x.numel() * 4;
+  for (auto _ : state) {
+    at::parallel_for(0, bytes, 1 << 20, [&](int64_t b, int64_t e) { std::memcpy(dst + b, src + b, e - b); });
+    benchmark::DoNotOptimize(dst);
+  }
+  state.SetBytesProcessed(state.iterations() * x.numel() * 4 * 2);
+  state.SetLabel(std::string("memcpy_touched/") + InputName(state.range(1)));
+}
+
 // Before timing: the LibTorch-ops reference must compute what the fast kernel computes.
 void CheckReferencesAgree() {
   for (int64_t kernel = 0; kernel < 7; ++kernel) {
@@ -195,7 +249,9 @@ void Kernels(benchmark::internal::Benchmark* b) {
 
 BENCHMARK(BM_Fast)->Apply(Kernels);
 BENCHMARK(BM_TorchOps)->Apply(Kernels);
+BENCHMARK(BM_FastInto)->Apply(Kernels);
 BENCHMARK(BM_Memcpy)->Args({0, 0})->Args({0, 1})->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_MemcpyTouched)->Args({0, 0})->Args({0, 1})->Unit(benchmark::kMillisecond)->UseRealTime();
 
 }  // namespace
 

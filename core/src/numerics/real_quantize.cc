@@ -17,6 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "numerics/code_packing.h"
 #include "numerics/fake_quantize.h"
+#include "numerics/kernels/kernels.h"
 #include "numerics/real_quantize.h"
 #include "numerics/reference/block_formats.h"
 #include "numerics/reference/fp_elements.h"
@@ -73,13 +74,13 @@ float E8M0Value(uint8_t byte) {
   return ref::Pow2(static_cast<float>(packing::E8M0ToExponent(byte)));
 }
 
-// Element codes (int32, logical shape of x) and the parameters to store.
+// Element codes (int32, logical shape of x) and the parameters to store. When the fast kernel
+// covers the plan and layout it sets *packed_out to the packed codes (PackCodes' layout) and
+// returns an undefined tensor.
 absl::StatusOr<at::Tensor> ComputeCodes(const QuantPlan& plan, const Layout& layout,
                                         const at::Tensor& x, const FlatParams& params,
-                                        at::Tensor* stored_scale) {
+                                        at::Tensor* stored_scale, at::Tensor* packed_out) {
   const int64_t n = x.numel();
-  at::Tensor codes = at::empty(layout.x_shape, at::kInt);
-  int32_t* c = codes.data_ptr<int32_t>();
   const float* xs = x.data_ptr<float>();
   const float* s = params.scale.data_ptr<float>();
   const float* zp = params.zero_point.defined() ? params.zero_point.data_ptr<float>() : nullptr;
@@ -108,6 +109,17 @@ absl::StatusOr<at::Tensor> ComputeCodes(const QuantPlan& plan, const Layout& lay
     }
   }
 
+  // Fast path (one threaded pass, codes written packed) for the formats and layouts it covers.
+  if (n > 0) {
+    const at::Tensor fast_scale = plan.family == Family::kInt ? params.scale : scale_out;
+    at::Tensor packed = kernels::FastCodes(plan, layout, x, fast_scale, params.zero_point);
+    if (packed.defined()) {
+      *packed_out = std::move(packed);
+      return at::Tensor();
+    }
+  }
+  at::Tensor codes = at::empty(layout.x_shape, at::kInt);
+  int32_t* c = codes.data_ptr<int32_t>();
   const float qmin = static_cast<float>(plan.qmin), qmax = static_cast<float>(plan.qmax);
   for (int64_t i = 0; i < n; ++i) {
     const int64_t p = layout.ParamIndex(i);
@@ -198,9 +210,15 @@ absl::StatusOr<QuantizedTensor> Quantize(const at::Tensor& x, const Quantization
     QUARRY_ASSIGN_OR_RETURN(const FlatParams flat, FlattenParams(plan, layout, params));
     const at::Tensor x32 = x.to(at::kCPU, at::kFloat).contiguous();
     at::Tensor stored_scale;
-    QUARRY_ASSIGN_OR_RETURN(at::Tensor codes, ComputeCodes(plan, layout, x32, flat, &stored_scale));
-    if (codes.dim() == 0) codes = codes.reshape({1});
-    q.data = PackCodes(codes, StorageOf(plan), order);
+    at::Tensor packed;
+    QUARRY_ASSIGN_OR_RETURN(at::Tensor codes,
+                            ComputeCodes(plan, layout, x32, flat, &stored_scale, &packed));
+    if (packed.defined()) {
+      q.data = std::move(packed);
+    } else {
+      if (codes.dim() == 0) codes = codes.reshape({1});
+      q.data = PackCodes(codes, StorageOf(plan), order);
+    }
     q.params.scale = layout.qscheme == QSchemeType::kPerTensor
                          ? stored_scale.reshape({})
                          : stored_scale.reshape(layout.param_shape);

@@ -10,7 +10,9 @@
 #include <bit>
 #include <atomic>
 #include <cmath>
+#include <cstring>
 #include <limits>
+#include <vector>
 
 #include "numerics/kernels/simd_elements.h"
 #include "numerics/observers/observers.h"
@@ -310,6 +312,58 @@ void ApplyColumns(const QuantPlan& plan, const Layout& l, const float* x, float*
   });
 }
 
+// ----- Codes of real quantization (FastCodes) -----
+
+// Float element codes of runs [rb, re): Q(x / s) as FloatRunBody computes it, then encoded.
+// fp4 codes are packed in pairs inside each run (runs start and end on even offsets: checked by
+// FastCodes).
+QUARRY_VECTOR_CLONES
+void FloatCodeRuns(const Runs& runs, int64_t rb, int64_t re, const float* x, uint8_t* out,
+                   const float* scale, const FloatGrid& grid, const FloatCoder& coder, bool fp4) {
+  constexpr int64_t kBlock = 256;
+  uint8_t codes[kBlock];
+  const FloatGrid g = grid;
+  const FloatCoder c = coder;
+  for (int64_t r = rb; r < re; ++r) {
+    const int64_t b = runs.begin(r), n = runs.len(r);
+    const float s = scale[runs.param(r)];
+    const bool exact = ExactReciprocal(s);
+    const float inv = 1.0f / s;
+    for (int64_t j0 = 0; j0 < n; j0 += kBlock) {
+      const int64_t m = std::min(kBlock, n - j0);
+      const float* xs = x + b + j0;
+      if (exact) {
+        for (int64_t k = 0; k < m; ++k) codes[k] = EncodeFloatGrid(QuantizeFloatGrid(xs[k] * inv, g), c);
+      } else {
+        for (int64_t k = 0; k < m; ++k) codes[k] = EncodeFloatGrid(QuantizeFloatGrid(xs[k] / s, g), c);
+      }
+      if (fp4) {
+        uint8_t* o = out + (b + j0) / 2;
+        for (int64_t k = 0; k < m / 2; ++k)
+          o[k] = static_cast<uint8_t>((codes[2 * k] & 0xF) | ((codes[2 * k + 1] & 0xF) << 4));
+      } else {
+        std::memcpy(out + b + j0, codes, static_cast<size_t>(m));
+      }
+    }
+  }
+}
+
+// Integer codes of runs [rb, re): clamp(round(x / s) + zp) as the reference, NaN -> zp.
+QUARRY_VECTOR_CLONES
+void IntCodeRuns(const Runs& runs, int64_t rb, int64_t re, const float* x, uint8_t* out,
+                 const IntGrid* grids, float qmin, float qmax) {
+  for (int64_t r = rb; r < re; ++r) {
+    const int64_t b = runs.begin(r), n = runs.len(r);
+    const IntGrid g = grids[runs.param(r)];
+    const float* xs = x + b;
+    uint8_t* o = out + b;
+    for (int64_t k = 0; k < n; ++k) {
+      const float q = QuantIntHalfEven(xs[k], g, qmin, qmax);
+      o[k] = static_cast<uint8_t>(static_cast<int32_t>(q != q ? g.zp : q));
+    }
+  }
+}
+
 }  // namespace
 
 bool HasFastPath(const QuantPlan& plan) { return IntFast(plan) || FloatFast(plan); }
@@ -324,12 +378,24 @@ bool HasFusedDynamicPath(const QuantPlan& plan) {
   return FloatFast(plan) && plan.scale_format != ScaleFormat::kE4M3;
 }
 
+namespace {
+// `out` when it can take the result in place (same shape as x, float32, contiguous, not x's
+// storage), else a fresh tensor.
+at::Tensor OutputFor(const at::Tensor& x, const at::Tensor* out) {
+  if (out != nullptr && out->defined() && out->scalar_type() == at::kFloat && out->is_contiguous() &&
+      out->sizes() == x.sizes() && !out->is_same(x) && out->data_ptr() != x.data_ptr())
+    return *out;
+  return at::empty_like(x);
+}
+}  // namespace
+
 at::Tensor FakeQuantizeWithParams(const QuantPlan& plan, const Layout& layout, const at::Tensor& x,
-                                  const at::Tensor& scale, const at::Tensor& zero_point) {
+                                  const at::Tensor& scale, const at::Tensor& zero_point,
+                                  const at::Tensor* out) {
   if (!HasFastPath(plan)) return at::Tensor();
   const float* zp = zero_point.defined() ? zero_point.data_ptr<float>() : nullptr;
   if (layout.qscheme == QSchemeType::kPerChannel && layout.inner == 1) {
-    at::Tensor y = at::empty_like(x);
+    at::Tensor y = OutputFor(x, out);
     ApplyColumns(plan, layout, x.data_ptr<float>(), y.data_ptr<float>(), scale.data_ptr<float>(), zp);
     return y;
   }
@@ -343,13 +409,14 @@ at::Tensor FakeQuantizeWithParams(const QuantPlan& plan, const Layout& layout, c
               zr.defined() ? zr.data_ptr<float>() : nullptr);
     return FromRows(yr, layout);
   }
-  at::Tensor y = at::empty_like(x);
+  at::Tensor y = OutputFor(x, out);
   ApplyRuns(plan, layout, x.data_ptr<float>(), y.data_ptr<float>(), scale.data_ptr<float>(), zp);
   return y;
 }
 
 bool FakeQuantizeDynamic(const QuantPlan& plan, const Layout& layout, const at::Tensor& x,
                          at::Tensor* y_out, QuantParams* params) {
+  const at::Tensor out = *y_out;  // the caller's buffer, if any (OutputFor checks it)
   if (!HasFusedDynamicPath(plan)) return false;
   // Layouts whose parameters span several runs: reduce first, then apply.
   const bool fused = layout.qscheme == QSchemeType::kPerGroup ||
@@ -384,7 +451,7 @@ bool FakeQuantizeDynamic(const QuantPlan& plan, const Layout& layout, const at::
     at::Tensor s = p.scale.reshape({-1}).contiguous();
     at::Tensor z = p.zero_point.defined() ? p.zero_point.to(at::kFloat).reshape({-1}).contiguous()
                                           : at::Tensor();
-    *y_out = FakeQuantizeWithParams(plan, layout, x, s, z);
+    *y_out = FakeQuantizeWithParams(plan, layout, x, s, z, &out);
     *params = std::move(p);
     return true;
   }
@@ -393,7 +460,8 @@ bool FakeQuantizeDynamic(const QuantPlan& plan, const Layout& layout, const at::
   const at::Tensor xr = (layout.qscheme == QSchemeType::kPerGroup && layout.inner != 1)
                             ? ToRows(x, layout)
                             : x;
-  at::Tensor yr = at::empty_like(xr);
+  // Rows of x itself (no ToRows copy): the caller's buffer can take the result directly.
+  at::Tensor yr = xr.is_same(x) ? OutputFor(xr, &out) : at::empty_like(xr);
   const Runs runs = MakeRuns(rows);
   const float* xs = xr.data_ptr<float>();
   float* ys = yr.data_ptr<float>();
@@ -420,6 +488,52 @@ bool FakeQuantizeDynamic(const QuantPlan& plan, const Layout& layout, const at::
   params->scale = scale;
   if (int_family) params->zero_point = plan.float_zero_point ? zp : zp.to(at::kInt);
   return true;
+}
+
+at::Tensor FastCodes(const QuantPlan& plan, const Layout& layout, const at::Tensor& x,
+                     const at::Tensor& scale, const at::Tensor& zero_point) {
+  if (x.scalar_type() != at::kFloat || !x.is_contiguous() || x.dim() == 0) return {};
+  if (layout.qscheme == QSchemeType::kPerChannel && layout.inner == 1) return {};
+  if (layout.qscheme == QSchemeType::kPerGroup && layout.inner != 1) return {};
+  const int64_t np = layout.num_params();
+  if (scale.scalar_type() != at::kFloat || !scale.is_contiguous() || scale.numel() != np) return {};
+  const Runs runs = MakeRuns(layout);
+  const float* xs = x.data_ptr<float>();
+  const float* s = scale.data_ptr<float>();
+  if (FloatFast(plan)) {
+    const bool fp4 = plan.format->dtype == Dtype::kFp4;
+    if (!plan.format->is_fp8 && !fp4) return {};  // fp6: the reference packs 4 codes in 3 bytes
+    const int64_t last = x.size(-1);
+    if (fp4) {  // pairs must not straddle a run: even rows, and even groups for per_group
+      if (last % 2 != 0) return {};
+      if (layout.qscheme == QSchemeType::kPerGroup && layout.group % 2 != 0) return {};
+    }
+    std::vector<int64_t> shape = x.sizes().vec();
+    if (fp4) shape.back() = last / 2;
+    at::Tensor out = at::empty(shape, at::kByte);
+    uint8_t* o = out.data_ptr<uint8_t>();
+    const FloatGrid grid = MakeFloatGrid(*plan.format);
+    const FloatCoder coder = MakeFloatCoder(*plan.format);
+    ParallelRuns(runs, [&](int64_t rb, int64_t re) { FloatCodeRuns(runs, rb, re, xs, o, s, grid, coder, fp4); });
+    return out;
+  }
+  const bool int8 = plan.element == Dtype::kInt8 || plan.element == Dtype::kUint8;
+  if (!IntFast(plan) || !int8 || plan.float_zero_point) return {};
+  if (zero_point.defined() && (zero_point.scalar_type() != at::kFloat || !zero_point.is_contiguous() ||
+                               zero_point.numel() != np))
+    return {};
+  const float* z = zero_point.defined() ? zero_point.data_ptr<float>() : nullptr;
+  const float qmin = static_cast<float>(plan.qmin), qmax = static_cast<float>(plan.qmax);
+  std::vector<IntGrid> grids(static_cast<size_t>(np));
+  for (int64_t p = 0; p < np; ++p) {
+    grids[static_cast<size_t>(p)] = MakeIntGrid(s[p], z ? z[p] : 0.0f, qmin, qmax);
+    if (!MagicRoundingFits(grids[static_cast<size_t>(p)])) return {};
+  }
+  at::Tensor out = at::empty(x.sizes(), plan.element == Dtype::kInt8 ? at::kChar : at::kByte);
+  uint8_t* o = static_cast<uint8_t*>(out.data_ptr());
+  const IntGrid* gr = grids.data();
+  ParallelRuns(runs, [&](int64_t rb, int64_t re) { IntCodeRuns(runs, rb, re, xs, o, gr, qmin, qmax); });
+  return out;
 }
 
 }  // namespace quarry::numerics::kernels

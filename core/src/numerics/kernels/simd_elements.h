@@ -105,6 +105,53 @@ inline float QuantizeFloatGrid(float v, const FloatGrid& g) {
   return std::bit_cast<float>(g.fp8 ? fp8_bits : mini_bits);
 }
 
+// The code of a value on a float element grid (an output of QuantizeFloatGrid, or any value
+// whose magnitude, clamped to max_norm, is on the grid) in the format's encoding, equal to
+// ref::EncodeFp8 (fp8: sign in bit 7, NaN -> sign | 0x7F) and ref::EncodeMiniFloat (fp4 / fp6:
+// sign in bit ebits + mbits, NaN -> 0, +-Inf -> +-max_norm). Normal values: exponent rebiased in
+// place and the mantissa shifted down; subnormals (and zero): magnitude / 2^(emin - mbits), an
+// exact integer.
+struct FloatCoder {
+  float max_norm;
+  uint32_t emin_bits;     // (emin + 127) << 23: the smallest normal's bits
+  uint32_t rebias;        // (127 - bias) << 23
+  uint32_t mant_shift;    // 23 - mbits
+  float sub_scale;        // 2^(mbits - emin)
+  float sub_clamp;        // 2^emin (keeps the subnormal conversion in range)
+  uint32_t sign_shift;    // 31 - (bit of the sign in the code)
+  uint32_t nan_code;      // fp8: 0x7F (before the sign); fp4/fp6: 0
+  bool fp8;
+};
+inline FloatCoder MakeFloatCoder(const FloatFormat& f) {
+  FloatCoder c;
+  c.max_norm = f.max_norm;
+  c.emin_bits = static_cast<uint32_t>(f.emin + 127) << 23;
+  c.rebias = static_cast<uint32_t>(127 - f.bias) << 23;
+  c.mant_shift = static_cast<uint32_t>(23 - f.mbits);
+  c.sub_scale = std::ldexp(1.0f, f.mbits - f.emin);
+  c.sub_clamp = std::ldexp(1.0f, f.emin);
+  c.sign_shift = static_cast<uint32_t>(31 - (f.is_fp8 ? 7 : f.ebits + f.mbits));
+  c.nan_code = f.is_fp8 ? 0x7Fu : 0u;
+  c.fp8 = f.is_fp8;
+  return c;
+}
+inline uint8_t EncodeFloatGrid(float v, const FloatCoder& c) {
+  const uint32_t bits = std::bit_cast<uint32_t>(v);
+  const uint32_t abs_bits = bits & 0x7FFFFFFFu;
+  const bool is_nan = abs_bits > 0x7F800000u;
+  float a = std::bit_cast<float>(abs_bits);
+  a = a > c.max_norm ? c.max_norm : a;
+  const uint32_t a_bits = std::bit_cast<uint32_t>(a);
+  const uint32_t normal = (a_bits - c.rebias) >> c.mant_shift;
+  const float sub = (a < c.sub_clamp ? a : c.sub_clamp) * c.sub_scale;  // NaN: unused below
+  const uint32_t subnormal = static_cast<uint32_t>(static_cast<int32_t>(is_nan ? 0.0f : sub));
+  const uint32_t magnitude = a_bits >= c.emin_bits ? normal : subnormal;
+  const uint32_t sign = (bits & 0x80000000u) >> c.sign_shift;
+  const uint32_t fp8_code = sign | (is_nan ? c.nan_code : magnitude);
+  const uint32_t mini_code = is_nan ? 0u : (sign | magnitude);
+  return static_cast<uint8_t>(c.fp8 ? fp8_code : mini_code);
+}
+
 // Order-preserving int32 key of a float's bits (negative floats have their magnitude bits
 // flipped): key(a) < key(b) iff a < b for non-NaN a, b, with -0 below +0. Its own inverse.
 inline int32_t OrderedKey(int32_t bits) { return bits ^ ((bits >> 31) & 0x7FFFFFFF); }
