@@ -213,6 +213,40 @@ void FusedFloatRuns(const Runs& runs, int64_t rb, int64_t re, const float* x, fl
   }
 }
 
+// ref::MxScale for kEven without calls: the rounded amax's exponent field read from its bits,
+// minus emax, clamped to [-127, 127], as a power of two (2^-127 is the subnormal 0x00400000).
+// amax is |x|'s maximum (never negative); NaN gives NaN, as the reference.
+QUARRY_INLINE float MxScaleEven(float amax, int mbits, int emax) {
+  const uint32_t a = std::bit_cast<uint32_t>(amax);
+  const uint32_t rounded = a == 0 ? 0x00800000u : ((a + (1u << (23 - mbits - 1))) & 0xFF800000u);
+  const int field = static_cast<int>(rounded >> 23);
+  int e = field == 0 ? -127 : (field == 0xFF ? 127 : field - 127 - emax);
+  e = e < -127 ? -127 : (e > 127 ? 127 : e);
+  const uint32_t bits = e >= -126 ? static_cast<uint32_t>(e + 127) << 23 : 0x00400000u;
+  return a > 0x7F800000u ? amax : std::bit_cast<float>(bits);
+}
+
+// FusedFloatRuns for OCP MX blocks of 32 in "even" mode, the common case: a constant block length
+// lets the compiler unroll the reduction and the element loop.
+QUARRY_VECTOR_CLONES
+void FusedMx32Runs(const Runs& runs, int64_t rb, int64_t re, const float* x, float* y,
+                   const FloatRule& rule, float* scale_out) {
+  for (int64_t r = rb; r < re; ++r) {
+    const int64_t b = runs.begin(r), n = runs.len(r);
+    if (n != 32) {  // a shorter block at the end of a row
+      const float amax = std::bit_cast<float>(AbsMaxBits(x + b, n));
+      const float s = ref::MxScale(amax, rule.mbits, rule.emax, rule.mode);
+      scale_out[r] = s;
+      FloatRunBody(x + b, y + b, n, s, rule.grid);
+      continue;
+    }
+    const float amax = std::bit_cast<float>(AbsMaxBits(x + b, 32));
+    const float s = MxScaleEven(amax, rule.mbits, rule.emax);
+    scale_out[r] = s;
+    FloatRunBody(x + b, y + b, 32, s, rule.grid);
+  }
+}
+
 // One row of a per_channel layout with the channel axis last: parameters vary along the row.
 QUARRY_VECTOR_CLONES
 void IntColumnsRow(const float* __restrict x, float* __restrict y, int64_t cols,
@@ -473,7 +507,10 @@ bool FakeQuantizeDynamic(const QuantPlan& plan, const Layout& layout, const at::
   } else {
     const FloatRule rule{plan.family == Family::kMx, plan.mx_mbits, plan.mx_emax, plan.mode,
                          plan.format->max_norm, MakeFloatGrid(*plan.format)};
-    ParallelRuns(runs, [&](int64_t rb, int64_t re) { FusedFloatRuns(runs, rb, re, xs, ys, rule, s); });
+    if (rule.mx && rule.mode == MxScaleMode::kEven && runs.length == 32)
+      ParallelRuns(runs, [&](int64_t rb, int64_t re) { FusedMx32Runs(runs, rb, re, xs, ys, rule, s); });
+    else
+      ParallelRuns(runs, [&](int64_t rb, int64_t re) { FusedFloatRuns(runs, rb, re, xs, ys, rule, s); });
   }
   // Runs are numbered in rows order: for per_group that is [outer * inner, groups].
   if (layout.qscheme == QSchemeType::kPerGroup) {
