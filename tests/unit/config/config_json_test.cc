@@ -218,7 +218,8 @@ TEST(ConfigJson, EveryPresetRoundTripsByteStable) {
 // The hand-written Quark-format configs (fp8 W8A8 with fp8 KV cache; int4 per-group GPTQ with
 // excludes) load and write back byte for byte.
 TEST(ConfigJson, ExampleConfigsRoundTripByteStable) {
-  for (const char* name : {"fp8_w8a8_kv_fp8.json", "int4_g128_gptq_excludes.json"}) {
+  for (const char* name : {"fp8_w8a8_kv_fp8.json", "int4_g128_gptq_excludes.json",
+                           "fp8_e4m3_per_channel_weight_only.json"}) {
     const std::string path = std::string(QUARRY_SOURCE_DIR) + "/examples/configs/" + name;
     const std::string text = ReadFile(path);
     ASSERT_FALSE(text.empty()) << path;
