@@ -2,8 +2,11 @@
 #include <cstdio>
 #include <iostream>
 
+#include <nlohmann/json.hpp>
+
 #include "absl/strings/str_cat.h"
 #include "cli/commands.h"
+#include "quarry/algorithm_defaults.h"
 #include "quarry/config_json.h"
 #include "quarry/config_validate.h"
 #include "quarry/layer_plan.h"
@@ -134,20 +137,47 @@ void AddConfigCommands(CLI::App& app, GlobalOptions& global) {
                    "config.json and the safetensors headers)");
     static ConfigSource src;
     static std::string model;
+    static std::vector<std::string> algo_files;
     sub->add_option("--model", model, "Hugging Face model directory")->required();
     AddSourceOptions(sub, src, false);
+    sub->add_option("--algo", algo_files, "Algorithm config JSON appended to algo_config (as for "
+                                          "quantize-local); repeatable");
     sub->callback([&global] {
       std::vector<std::string> warnings;
       Config c = LoadConfigOrDie(src, &warnings);
+      for (const auto& f : algo_files) {
+        auto a = LoadQuantAlgoConfigFromFile(f);
+        if (!a.ok()) Fail(a.status());
+        if (!c.algo_config) c.algo_config.emplace();
+        c.algo_config->push_back(*a);
+      }
       auto modules = ListModelModules(model);
       if (!modules.ok()) Fail(modules.status());
       auto plan = ResolveLayerPlan(c, *modules);
       if (!plan.ok()) Fail(plan.status());
       for (const auto& w : warnings) std::fprintf(stderr, "warning: %s\n", w.c_str());
+      auto model_config = LoadModelConfig(model);
+      if (!model_config.ok()) Fail(model_config.status());
+      const std::vector<EffectiveScaling> scaling = EffectiveScalingLayers(c, *model_config);
       if (global.json) {
-        std::printf("%s\n", PlanToJson(*plan).c_str());
+        nlohmann::json j = nlohmann::json::parse(PlanToJson(*plan));
+        nlohmann::json algos = nlohmann::json::array();
+        for (const EffectiveScaling& e : scaling) {
+          nlohmann::json entries = nlohmann::json::array();
+          for (const ScalingLayer& s : e.scaling_layers) {
+            nlohmann::json x = {{"prev_op", s.prev_op}, {"layers", s.layers}, {"inp", s.inp}};
+            if (s.module2inspect) x["module2inspect"] = *s.module2inspect;
+            entries.push_back(x);
+          }
+          algos.push_back({{"algo_index", e.algo_index}, {"algorithm", e.algorithm},
+                           {"defaulted", e.defaulted}, {"model_decoder_layers", e.decoder_layers},
+                           {"scaling_layers", entries}});
+        }
+        if (j.is_object()) j["scaling_algorithms"] = algos;
+        std::printf("%s\n", j.dump(2).c_str());
       } else {
         std::printf("%s", PlanToTable(*plan).c_str());
+        std::printf("%s", DescribeScaling(scaling).c_str());
       }
       for (const auto& i : plan->issues)
         if (i.is_error()) throw CLI::RuntimeError(1);

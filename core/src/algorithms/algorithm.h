@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "export/report.h"
 #include "model/transformer.h"
 #include "pipeline/layerwise.h"
 #include "quarry/layer_plan.h"
@@ -34,6 +35,11 @@ struct LayerContext {
   // Called by the algorithm for progress inside the layer ("model.layers.3.mlp.down_proj").
   std::function<void(const std::string& message, double layer_fraction)> progress;
   std::function<void(LogSeverity, const std::string&)> log;
+  // Decisions for report.json (scales, ratios, clips); may be null.
+  std::vector<report::AlgorithmRecord>* records = nullptr;
+  // Names of the linears whose float weights the algorithm transformed (scaled, clipped) without
+  // quantizing them: the report's method reads "awq+rtn", "smoothquant+gptq".
+  std::set<std::string>* transformed = nullptr;
 };
 
 class LayerAlgorithm {
@@ -42,6 +48,11 @@ class LayerAlgorithm {
   virtual std::string name() const = 0;
   // True when the pipeline must carry the float model's activations alongside (Qronos).
   virtual bool needs_float_inputs() const { return false; }
+  // Checks the algorithm's settings against the model and plan before any work (loading a
+  // layer if it must); errors name the field.
+  virtual absl::Status Validate(model::CausalLM& /*model*/, const LayerPlan& /*plan*/) {
+    return absl::OkStatus();
+  }
   // Processes one decoder layer. Adds the names of the linears whose weights it quantized (and
   // whose weight quantizer it froze) to `done`; the pipeline quantizes the rest by rounding.
   virtual absl::Status Apply(LayerContext& ctx, std::set<std::string>* done) = 0;

@@ -5,6 +5,9 @@ namespace quarry::algorithms {
 
 std::unique_ptr<LayerAlgorithm> MakeGptq(const GPTQConfig& c);
 std::unique_ptr<LayerAlgorithm> MakeQronos(const QronosConfig& c);
+std::unique_ptr<LayerAlgorithm> MakeSmoothQuant(const SmoothQuantConfig& c);
+std::unique_ptr<LayerAlgorithm> MakeAutoSmoothQuant(const AutoSmoothQuantConfig& c);
+std::unique_ptr<LayerAlgorithm> MakeAwq(const AWQConfig& c);
 
 absl::StatusOr<std::vector<std::unique_ptr<LayerAlgorithm>>> CreateAlgorithms(const Config& config) {
   std::vector<std::unique_ptr<LayerAlgorithm>> out;
@@ -14,10 +17,16 @@ absl::StatusOr<std::vector<std::unique_ptr<LayerAlgorithm>>> CreateAlgorithms(co
       out.push_back(MakeGptq(*g));
     } else if (const auto* q = std::get_if<QronosConfig>(&a)) {
       out.push_back(MakeQronos(*q));
+    } else if (const auto* sq = std::get_if<SmoothQuantConfig>(&a)) {
+      out.push_back(MakeSmoothQuant(*sq));
+    } else if (const auto* asq = std::get_if<AutoSmoothQuantConfig>(&a)) {
+      out.push_back(MakeAutoSmoothQuant(*asq));
+    } else if (const auto* awq = std::get_if<AWQConfig>(&a)) {
+      out.push_back(MakeAwq(*awq));
     } else {
       return absl::UnimplementedError(absl::StrCat(
           "algorithm '", AlgoName(a), "' is not implemented in this version of Quarry "
-          "(implemented: gptq, qronos); remove it from algo_config"));
+          "(implemented: gptq, qronos, smoothquant, autosmoothquant, awq); remove it from algo_config"));
     }
   }
   return out;

@@ -108,7 +108,16 @@ absl::Status QuarkExporter::AddOriginal(const std::string& name) {
   return writer_->Add(name, info->dtype, info->shape, bytes);
 }
 
-absl::Status QuarkExporter::AddParam(const std::string& name, const at::Tensor& value) {
+absl::Status QuarkExporter::AddChanged(const std::string& name, const at::Tensor& value) {
+  // float32 even where the checkpoint is bf16/f16: a folded scale rounded to bf16 would make the
+  // exported model differ from the one the job evaluated (Quark stores the model dtype; engines
+  // cast parameters to the model dtype on load either way).
+  return AddTensor(name, value.to(at::kFloat).contiguous());
+}
+
+absl::Status QuarkExporter::AddParam(const std::string& name, const at::Tensor& value,
+                                     bool changed) {
+  if (changed) return AddChanged(name, value);
   if (source_->weights().Contains(name)) return AddOriginal(name);
   return AddTensor(name, value);
 }
@@ -118,8 +127,11 @@ absl::Status QuarkExporter::AddLinear(const model::QLinear& l, const LayerPlanEn
   const bool has_bias = l.float_bias.defined();
   const std::string wname = p + ".weight", bname = p + ".bias";
   if (!l.weight_q) {
-    // Not quantized: the original tensors (a tied lm_head is skipped by the caller).
-    if (source_->weights().Contains(wname)) {
+    // Not quantized: the original tensors (a tied lm_head is skipped by the caller), or the
+    // float weights an algorithm scaled.
+    if (l.float_changed) {
+      QUARRY_RETURN_IF_ERROR(AddChanged(wname, l.float_weight));
+    } else if (source_->weights().Contains(wname)) {
       QUARRY_RETURN_IF_ERROR(AddOriginal(wname));
     } else {
       QUARRY_RETURN_IF_ERROR(AddTensor(wname, l.float_weight));
@@ -206,6 +218,8 @@ absl::Status QuarkExporter::AddLinear(const model::QLinear& l, const LayerPlanEn
       QUARRY_RETURN_IF_ERROR(AddTensor(p + ".bias_scale", l.bias_q->params()->scale));
       if (l.bias_q->params()->zero_point.defined())
         QUARRY_RETURN_IF_ERROR(AddTensor(p + ".bias_zero_point", l.bias_q->params()->zero_point));
+    } else if (l.float_changed) {
+      QUARRY_RETURN_IF_ERROR(AddChanged(bname, l.float_bias));
     } else if (source_->weights().Contains(bname)) {
       QUARRY_RETURN_IF_ERROR(AddOriginal(bname));
     } else {

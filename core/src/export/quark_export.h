@@ -34,7 +34,8 @@ class QuarkExporter {
   // Copies a tensor byte for byte (and dtype) from the source model.
   absl::Status AddOriginal(const std::string& name);
   // A non-quantized float parameter, stored in the source model's dtype for that tensor.
-  absl::Status AddParam(const std::string& name, const at::Tensor& value);
+  // `changed`: an algorithm edited it (a norm that took a scale), else the checkpoint's bytes.
+  absl::Status AddParam(const std::string& name, const at::Tensor& value, bool changed = false);
   // A linear with its frozen quantizers (QLinear::quant_input is the weight the weight
   // quantizer saw; its codes are what real_quantized stores).
   absl::Status AddLinear(const model::QLinear& linear, const LayerPlanEntry& entry);
@@ -53,6 +54,9 @@ class QuarkExporter {
   QuarkExporter() = default;
   absl::Status AddTensor(const std::string& name, const at::Tensor& t,
                          std::optional<StDtype> as = std::nullopt);
+  // A float tensor an algorithm changed, in float32 (so the export is the model the job
+  // evaluated).
+  absl::Status AddChanged(const std::string& name, const at::Tensor& value);
   std::string out_dir_;
   ExportOptions options_;
   model::CausalLM* source_ = nullptr;

@@ -132,6 +132,22 @@ std::string ToJson(const RunReport& r) {
     linears.push_back(e);
   }
   j["linears"] = linears;
+  Json records = Json::array();
+  for (const auto& a : r.algorithm_records) {
+    Json e = Json::object();
+    e["algorithm"] = a.algorithm;
+    e["layer"] = a.layer;
+    e["entry_index"] = a.entry_index;
+    e["target"] = a.target;
+    e["choice"] = a.choice;
+    e["value"] = OptNum(a.value);
+    e["loss_before"] = OptNum(a.loss_before);
+    e["loss_after"] = OptNum(a.loss_after);
+    e["scale_min"] = OptNum(a.scale_min);
+    e["scale_max"] = OptNum(a.scale_max);
+    records.push_back(e);
+  }
+  j["algorithm_records"] = records;
   j["warnings"] = r.warnings;
   j["config"] = r.config_json.empty() ? Json(nullptr) : Json::parse(r.config_json);
   return j.dump(2);

@@ -25,6 +25,19 @@ struct LinearReport {
   std::optional<double> output_rel_mse, output_sqnr_db;
 };
 
+// One decision of a scaling algorithm (SmoothQuant, AutoSmoothQuant, AWQ) in one decoder layer:
+// a scaling_layers entry's scale, or an AWQ clip of one linear.
+struct AlgorithmRecord {
+  std::string algorithm;      // "smoothquant", "autosmoothquant", "awq", "awq_clip"
+  int layer = 0;
+  int entry_index = -1;       // scaling_layers index (-1 for a clip)
+  std::string target;         // "input_layernorm -> self_attn.q_proj,..." or the clipped linear
+  std::string choice;         // "alpha 0.5", "ratio 0.35", "mean shrink 0.93"
+  std::optional<double> value;                    // that alpha / ratio / mean shrink
+  std::optional<double> loss_before, loss_after;  // no scale (ratio 0) / unclipped vs chosen
+  std::optional<double> scale_min, scale_max;     // of the folded scale
+};
+
 struct LayerReport {
   int index = 0;
   double seconds = 0;
@@ -61,6 +74,7 @@ struct RunReport {
   std::string weight_format;     // real_quantized / fake_quantized
   std::vector<LayerReport> layers;
   std::vector<LinearReport> linears;
+  std::vector<AlgorithmRecord> algorithm_records;
   std::vector<std::string> warnings;
 };
 

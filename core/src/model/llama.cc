@@ -43,9 +43,28 @@ class LlamaLayer final : public DecoderLayer {
   at::Tensor input_norm, post_norm, q_norm, k_norm;
 
   absl::StatusOr<at::Tensor> Forward(const at::Tensor& x, const ForwardContext& ctx) override {
-    const int64_t B = x.size(0), L = x.size(1);
-    const int64_t nh = c_.num_heads, nkv = c_.num_kv_heads, hd = c_.head_dim;
     at::Tensor h = RmsNorm(x, input_norm, c_.rms_norm_eps);
+    QUARRY_ASSIGN_OR_RETURN(at::Tensor ao, SelfAttention(h, ctx));
+    at::Tensor x2 = x + ao;
+    at::Tensor h2 = RmsNorm(x2, post_norm, c_.rms_norm_eps);
+    QUARRY_ASSIGN_OR_RETURN(at::Tensor d, Mlp(h2, ctx));
+    return x2 + d;
+  }
+
+ protected:
+  bool HasBlock(const std::string& block) const override {
+    return block == "self_attn" || block == "mlp";
+  }
+  absl::StatusOr<at::Tensor> ForwardBlock(const std::string& block, const at::Tensor& x,
+                                          const ForwardContext& ctx) override {
+    return block == "mlp" ? Mlp(x, ctx) : SelfAttention(x, ctx);
+  }
+
+ private:
+  // h: the normalised hidden state [B, L, H] -> o_proj output.
+  absl::StatusOr<at::Tensor> SelfAttention(const at::Tensor& h, const ForwardContext& ctx) {
+    const int64_t B = h.size(0), L = h.size(1);
+    const int64_t nh = c_.num_heads, nkv = c_.num_kv_heads, hd = c_.head_dim;
     QUARRY_ASSIGN_OR_RETURN(at::Tensor qs, q.Forward(h, ctx.mode));
     QUARRY_ASSIGN_OR_RETURN(at::Tensor ks, k.Forward(h, ctx.mode));
     QUARRY_ASSIGN_OR_RETURN(at::Tensor vs, v.Forward(h, ctx.mode));
@@ -64,16 +83,16 @@ class LlamaLayer final : public DecoderLayer {
                             Attention(qs, ks, vv, 1.0 / std::sqrt(static_cast<double>(hd)), ctx,
                                       softmax_q.get()));
     attn = attn.transpose(1, 2).reshape({B, L, nh * hd});
-    QUARRY_ASSIGN_OR_RETURN(at::Tensor ao, o.Forward(attn, ctx.mode));
-    at::Tensor x2 = x + ao;
-    at::Tensor h2 = RmsNorm(x2, post_norm, c_.rms_norm_eps);
-    QUARRY_ASSIGN_OR_RETURN(at::Tensor g, gate.Forward(h2, ctx.mode));
-    QUARRY_ASSIGN_OR_RETURN(at::Tensor u, up.Forward(h2, ctx.mode));
-    QUARRY_ASSIGN_OR_RETURN(at::Tensor d, down.Forward(at::silu(g) * u, ctx.mode));
-    return x2 + d;
+    return o.Forward(attn, ctx.mode);
   }
 
- private:
+  // h2: the post-attention normalised hidden state -> down_proj output (SwiGLU).
+  absl::StatusOr<at::Tensor> Mlp(const at::Tensor& h2, const ForwardContext& ctx) {
+    QUARRY_ASSIGN_OR_RETURN(at::Tensor g, gate.Forward(h2, ctx.mode));
+    QUARRY_ASSIGN_OR_RETURN(at::Tensor u, up.Forward(h2, ctx.mode));
+    return down.Forward(at::silu(g) * u, ctx.mode);
+  }
+
   const ModelConfig& c_;
 };
 

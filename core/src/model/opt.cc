@@ -20,9 +20,28 @@ class OptLayer final : public DecoderLayer {
   at::Tensor attn_ln_w, attn_ln_b, ffn_ln_w, ffn_ln_b;
 
   absl::StatusOr<at::Tensor> Forward(const at::Tensor& x, const ForwardContext& ctx) override {
-    const int64_t B = x.size(0), L = x.size(1);
-    const int64_t nh = c_.num_heads, hd = c_.head_dim;
     at::Tensor h = LayerNorm(x, attn_ln_w, attn_ln_b, c_.rms_norm_eps);
+    QUARRY_ASSIGN_OR_RETURN(at::Tensor ao, SelfAttention(h, ctx));
+    at::Tensor x2 = x + ao;
+    at::Tensor h2 = LayerNorm(x2, ffn_ln_w, ffn_ln_b, c_.rms_norm_eps);
+    QUARRY_ASSIGN_OR_RETURN(at::Tensor f1, fc1.Forward(h2, ctx.mode));
+    QUARRY_ASSIGN_OR_RETURN(at::Tensor f2, fc2.Forward(at::relu(f1), ctx.mode));
+    return x2 + f2;
+  }
+
+ protected:
+  // OPT has no "mlp" module in Hugging Face (fc1/fc2 sit in the layer itself).
+  bool HasBlock(const std::string& block) const override { return block == "self_attn"; }
+  absl::StatusOr<at::Tensor> ForwardBlock(const std::string&, const at::Tensor& x,
+                                          const ForwardContext& ctx) override {
+    return SelfAttention(x, ctx);
+  }
+
+ private:
+  // h: the normalised hidden state -> out_proj output.
+  absl::StatusOr<at::Tensor> SelfAttention(const at::Tensor& h, const ForwardContext& ctx) {
+    const int64_t B = h.size(0), L = h.size(1);
+    const int64_t nh = c_.num_heads, hd = c_.head_dim;
     QUARRY_ASSIGN_OR_RETURN(at::Tensor qs, q.Forward(h, ctx.mode));
     qs = qs * (1.0 / std::sqrt(static_cast<double>(hd)));
     QUARRY_ASSIGN_OR_RETURN(at::Tensor ks, k.Forward(h, ctx.mode));
@@ -32,15 +51,9 @@ class OptLayer final : public DecoderLayer {
     vs = vs.view({B, L, nh, hd}).transpose(1, 2);
     QUARRY_ASSIGN_OR_RETURN(at::Tensor attn, Attention(qs, ks, vs, 1.0, ctx, softmax_q.get()));
     attn = attn.transpose(1, 2).reshape({B, L, nh * hd});
-    QUARRY_ASSIGN_OR_RETURN(at::Tensor ao, out.Forward(attn, ctx.mode));
-    at::Tensor x2 = x + ao;
-    at::Tensor h2 = LayerNorm(x2, ffn_ln_w, ffn_ln_b, c_.rms_norm_eps);
-    QUARRY_ASSIGN_OR_RETURN(at::Tensor f1, fc1.Forward(h2, ctx.mode));
-    QUARRY_ASSIGN_OR_RETURN(at::Tensor f2, fc2.Forward(at::relu(f1), ctx.mode));
-    return x2 + f2;
+    return out.Forward(attn, ctx.mode);
   }
 
- private:
   const ModelConfig& c_;
 };
 

@@ -14,13 +14,14 @@ absl::StatusOr<at::Tensor> QLinear::Forward(const at::Tensor& x, PassMode mode) 
                                                    " features, the weight expects ", in_features()));
   switch (mode) {
     case PassMode::kFloat:
-      return at::linear(x, float_weight, float_bias);
+      return at::linear(x, FloatRef(), float_bias);
     case PassMode::kFloatCapture:
       if (capture) capture(x);
-      return at::linear(x, float_weight, float_bias);
+      return at::linear(x, FloatRef(), float_bias);
     case PassMode::kCapture:
     case PassMode::kObserve: {
       if (capture) capture(x);
+      if (mode == PassMode::kCapture && forward_override) return forward_override(x);
       if (mode == PassMode::kObserve && input_q && !input_q->is_dynamic())
         QUARRY_RETURN_IF_ERROR(input_q->Observe(x));
       at::Tensor y = at::linear(x, weight, bias);
@@ -35,7 +36,7 @@ absl::StatusOr<at::Tensor> QLinear::Forward(const at::Tensor& x, PassMode mode) 
       }
       at::Tensor y = at::linear(xq, weight, bias);
       if (collect_errors) {
-        at::Tensor ref = at::linear(x, float_weight, float_bias);
+        at::Tensor ref = at::linear(x, FloatRef(), float_bias);
         errors.err_sq += (y - ref).pow(2).sum().item<double>();
         errors.ref_sq += ref.pow(2).sum().item<double>();
         errors.rows += x.numel() / x.size(-1);
@@ -53,6 +54,33 @@ QLinear* DecoderLayer::Find(const std::string& name) {
   for (QLinear* l : linears)
     if (l->name == name) return l;
   return nullptr;
+}
+
+QLinear* DecoderLayer::FindSuffix(const std::string& suffix) {
+  const std::string tail = "." + suffix;
+  for (QLinear* l : linears)
+    if (l->name.size() > tail.size() &&
+        l->name.compare(l->name.size() - tail.size(), tail.size(), tail) == 0)
+      return l;
+  return nullptr;
+}
+
+bool DecoderLayer::HasModule(const std::string& module) {
+  return module.empty() || HasBlock(module) || FindSuffix(module) != nullptr;
+}
+
+absl::StatusOr<at::Tensor> DecoderLayer::ForwardModule(const std::string& module,
+                                                       const at::Tensor& x,
+                                                       const ForwardContext& ctx) {
+  if (module.empty()) return Forward(x, ctx);
+  if (HasBlock(module)) return ForwardBlock(module, x, ctx);
+  if (QLinear* l = FindSuffix(module)) return l->Forward(x, ctx.mode);
+  return absl::InvalidArgumentError(absl::StrCat("the decoder layer has no module '", module, "'"));
+}
+
+absl::StatusOr<at::Tensor> DecoderLayer::ForwardBlock(const std::string& block, const at::Tensor&,
+                                                      const ForwardContext&) {
+  return absl::InvalidArgumentError(absl::StrCat("the decoder layer has no block '", block, "'"));
 }
 
 at::Tensor RmsNorm(const at::Tensor& x, const at::Tensor& weight, double eps) {

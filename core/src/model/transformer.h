@@ -8,6 +8,7 @@
 
 #include <functional>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -41,14 +42,24 @@ class QLinear {
   std::string name;          // e.g. "model.layers.0.self_attn.q_proj"
   at::Tensor float_weight;   // [out, in] float32, as loaded
   at::Tensor float_bias;     // [out] float32 or undefined
+  // The float model's weight once an algorithm changed float_weight in a way that is not
+  // float-equivalent (AWQ's clipping); undefined otherwise. Float passes use FloatRef().
+  at::Tensor ref_weight;
+  const at::Tensor& FloatRef() const { return ref_weight.defined() ? ref_weight : float_weight; }
   at::Tensor weight;         // current weight (fake-quantized once frozen)
   at::Tensor quant_input;    // the weight the weight quantizer was applied to (for export codes)
   at::Tensor bias;           // current bias
   std::unique_ptr<TensorQuantizer> input_q, output_q, weight_q, bias_q;
   // Called with the input of every kCapture / kObserve pass (algorithms accumulate statistics).
   std::function<void(const at::Tensor& input)> capture;
+  // When set, kCapture passes return forward_override(input) instead of input x weight (after
+  // `capture`): the scale searches evaluate candidate weights and quantized inputs through it.
+  std::function<absl::StatusOr<at::Tensor>(const at::Tensor& input)> forward_override;
   bool collect_errors = false;
   LinearErrorStats errors;
+  // True once an algorithm changed float_weight / float_bias (scaled, clipped): the export then
+  // writes them instead of copying the checkpoint's tensors.
+  bool float_changed = false;
 
   int64_t out_features() const { return float_weight.size(0); }
   int64_t in_features() const { return float_weight.size(1); }
@@ -68,15 +79,33 @@ class DecoderLayer {
   virtual ~DecoderLayer() = default;
   // x: [B, L, H] float32 -> [B, L, H].
   virtual absl::StatusOr<at::Tensor> Forward(const at::Tensor& x, const ForwardContext& ctx) = 0;
+  // The output of one of the layer's modules for that module's input, by Hugging Face name
+  // relative to the layer: "" (the whole layer, x = the layer input), "self_attn" (x = the
+  // normalised hidden state q/k/v read), "mlp" (Llama family: x = what gate/up read), or a
+  // linear ("self_attn.o_proj", "fc2"). ctx.mode applies as in Forward.
+  absl::StatusOr<at::Tensor> ForwardModule(const std::string& module, const at::Tensor& x,
+                                           const ForwardContext& ctx);
+  // True when ForwardModule accepts `module`.
+  bool HasModule(const std::string& module);
   // The layer's linears in Hugging Face module order.
   std::vector<QLinear*> linears;
   // Linears grouped by shared input, in forward order (q/k/v, o, gate/up, down for Llama).
   std::vector<std::vector<QLinear*>> input_groups;
   // Non-linear parameters (norm weights/biases) by full name, float32, for export.
   std::vector<std::pair<std::string, at::Tensor>> other_params;
+  // Full names of other_params an algorithm changed (a norm that took a scale).
+  std::set<std::string> changed_params;
   // Quantizer of the attention softmax output (softmax_quant_spec), or null.
   std::unique_ptr<TensorQuantizer> softmax_q;
   QLinear* Find(const std::string& name);
+  // The linear whose name ends in "." + suffix ("self_attn.q_proj"), or null.
+  QLinear* FindSuffix(const std::string& suffix);
+
+ protected:
+  // Sub-blocks by name ("self_attn", "mlp"); the default has none.
+  virtual bool HasBlock(const std::string& /*block*/) const { return false; }
+  virtual absl::StatusOr<at::Tensor> ForwardBlock(const std::string& block, const at::Tensor& x,
+                                                  const ForwardContext& ctx);
 };
 
 // Final norm + lm_head.

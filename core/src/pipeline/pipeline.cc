@@ -209,6 +209,8 @@ class Runner {
     }
     QUARRY_ASSIGN_OR_RETURN(algorithms_, algorithms::CreateAlgorithms(o_.config));
     for (const auto& a : algorithms_) needs_float_calib_ |= a->needs_float_inputs();
+    for (const auto& a : algorithms_)
+      QUARRY_RETURN_IF_ERROR(Annotate(a->Validate(*model_, plan_), a->name()));
     DecideCalibrationForward();
     QUARRY_ASSIGN_OR_RETURN(tokenizer_, Tokenizer::FromModelDir(o_.model_dir));
     if (needs_calib_forward_) {
@@ -366,7 +368,7 @@ class Runner {
           l->quant_input = l->float_weight;
           method_[l->name] = "rtn";
         }
-        const double rel = RelMse(l->weight, l->float_weight);
+        const double rel = RelMse(l->weight, l->FloatRef());
         weight_err_[l->name] = rel;
       }
       if (l->bias_q && l->float_bias.defined()) {
@@ -480,9 +482,12 @@ class Runner {
         Progress("algorithm", i, 0.1 + 0.6 * f, absl::StrCat(algo->name(), ": ", msg));
       };
       ctx.log = [&](LogSeverity s, const std::string& m) { Log(s, m); };
-      std::set<std::string> handled;
+      ctx.records = &report_.algorithm_records;
+      std::set<std::string> handled, transformed;
+      ctx.transformed = &transformed;
       QUARRY_RETURN_IF_ERROR(Annotate(algo->Apply(ctx, &handled), algo->name()));
       for (const auto& h : handled) method_[h] = algo->name();
+      for (const auto& h : transformed) method_prefix_[h] += algo->name() + "+";
       done.insert(handled.begin(), handled.end());
       if (obs_->IsCancelled()) return absl::CancelledError(absl::StrCat("cancelled in layer ", i));
     }
@@ -540,7 +545,7 @@ class Runner {
       RecordLinear(*l);
     }
     for (const auto& [name, value] : layer->other_params)
-      QUARRY_RETURN_IF_ERROR(exporter_->AddParam(name, value));
+      QUARRY_RETURN_IF_ERROR(exporter_->AddParam(name, value, layer->changed_params.count(name) > 0));
     // Quark's state-dict name for the attention softmax (prob) quantizer.
     QUARRY_RETURN_IF_ERROR(exporter_->AddQuantizerParams(
         absl::StrCat(model_->config().LayerPrefix(i), ".self_attn"), "prob_output",
@@ -573,6 +578,7 @@ class Runner {
     r.input_spec = DescribeSpecs(e.config.input_tensors);
     r.output_spec = DescribeSpecs(e.config.output_tensors);
     r.method = l.weight_q ? (method_.count(l.name) ? method_[l.name] : "rtn") : "none";
+    if (method_prefix_.count(l.name)) r.method = method_prefix_[l.name] + r.method;
     if (weight_err_.count(l.name)) {
       r.weight_rel_mse = weight_err_[l.name];
       r.weight_sqnr_db = report::SqnrDb(*r.weight_rel_mse);
@@ -692,6 +698,7 @@ class Runner {
   pipeline::Batches calib_q_, calib_f_, stats_q_, eval_f_, eval_q_;
   std::unique_ptr<exporter::QuarkExporter> exporter_;
   std::map<std::string, std::string> method_;
+  std::map<std::string, std::string> method_prefix_;  // "awq+" for weights an algorithm scaled
   std::map<std::string, double> weight_err_;
   report::RunReport report_;
   QuantizeResult result_;

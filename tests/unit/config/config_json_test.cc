@@ -219,7 +219,8 @@ TEST(ConfigJson, EveryPresetRoundTripsByteStable) {
 // excludes) load and write back byte for byte.
 TEST(ConfigJson, ExampleConfigsRoundTripByteStable) {
   for (const char* name : {"fp8_w8a8_kv_fp8.json", "int4_g128_gptq_excludes.json",
-                           "fp8_e4m3_per_channel_weight_only.json"}) {
+                           "fp8_e4m3_per_channel_weight_only.json",
+                           "int8_w8a8_static_weight_per_channel.json"}) {
     const std::string path = std::string(QUARRY_SOURCE_DIR) + "/examples/configs/" + name;
     const std::string text = ReadFile(path);
     ASSERT_FALSE(text.empty()) << path;

@@ -51,6 +51,7 @@ absl::StatusOr<std::vector<ScaleTarget>> ResolveScalingLayers(model::DecoderLaye
     const ScalingLayer& e = entries[i];
     const std::string where = absl::StrCat("scaling_layers[", i, "]");
     ScaleTarget t;
+    t.layer = &layer;
     t.entry_index = static_cast<int>(i);
     t.prev_op = e.prev_op;
     if (e.layers.empty())
@@ -79,7 +80,13 @@ absl::StatusOr<std::vector<ScaleTarget>> ResolveScalingLayers(model::DecoderLaye
     if (model::QLinear* p = layer.Find(absl::StrCat(layer_prefix, ".", e.prev_op))) {
       t.prev_linear = p;
       const bool direct = p->out_features() == n;
-      const bool gqa = config.num_kv_heads > 0 && config.num_heads % config.num_kv_heads == 0 &&
+      // GQA v -> o only: the previous linear is v_proj and the layers read the attention output.
+      auto ends = [](const std::string& a, const std::string& b) {
+        return a.size() >= b.size() && a.compare(a.size() - b.size(), b.size(), b) == 0;
+      };
+      const bool v_to_o = ends(p->name, "v_proj") &&
+                          (ends(t.layers[0]->name, "o_proj") || ends(t.layers[0]->name, "out_proj"));
+      const bool gqa = v_to_o && config.num_kv_heads > 0 && config.num_heads % config.num_kv_heads == 0 &&
                        p->out_features() == int64_t{config.num_kv_heads} * config.head_dim &&
                        n == int64_t{config.num_heads} * config.head_dim;
       if (!direct && !gqa)
@@ -88,8 +95,10 @@ absl::StatusOr<std::vector<ScaleTarget>> ResolveScalingLayers(model::DecoderLaye
             " outputs, the layers take ", n, " inputs; it cannot take their scale"));
       t.gqa_v_to_o = !direct;
     } else {
-      t.norm_weight = FindParam(layer, absl::StrCat(layer_prefix, ".", e.prev_op, ".weight"));
-      t.norm_bias = FindParam(layer, absl::StrCat(layer_prefix, ".", e.prev_op, ".bias"));
+      t.norm_weight_name = absl::StrCat(layer_prefix, ".", e.prev_op, ".weight");
+      t.norm_bias_name = absl::StrCat(layer_prefix, ".", e.prev_op, ".bias");
+      t.norm_weight = FindParam(layer, t.norm_weight_name);
+      t.norm_bias = FindParam(layer, t.norm_bias_name);
       if (!t.norm_weight.defined())
         return absl::InvalidArgumentError(absl::StrCat(where, ".prev_op: no linear or norm '",
                                                        e.prev_op, "' in ", layer_prefix));
@@ -103,6 +112,11 @@ absl::StatusOr<std::vector<ScaleTarget>> ResolveScalingLayers(model::DecoderLaye
     } else {
       t.module2inspect = e.layers[0];
     }
+    if (!layer.HasModule(t.module2inspect))
+      return absl::InvalidArgumentError(absl::StrCat(
+          where, ".module2inspect: no module '", t.module2inspect, "' in ", layer_prefix,
+          " (use \"\" for the whole decoder layer, \"self_attn\", \"mlp\" where the "
+          "architecture has one, or a linear of the layer)"));
     out.push_back(std::move(t));
   }
   return out;
@@ -131,7 +145,9 @@ absl::StatusOr<at::Tensor> FoldScale(const ScaleTarget& t, const ModelConfig& co
       rows = s.reshape({config.num_kv_heads, group, config.head_dim}).select(1, 0).reshape({-1});
     }
     model::QLinear* p = t.prev_linear;
+    p->float_changed = true;
     p->float_weight = p->float_weight / rows.unsqueeze(1);
+    if (p->ref_weight.defined()) p->ref_weight = p->ref_weight / rows.unsqueeze(1);
     p->weight = p->float_weight;
     if (p->float_bias.defined()) {
       p->float_bias = p->float_bias / rows;
@@ -141,13 +157,17 @@ absl::StatusOr<at::Tensor> FoldScale(const ScaleTarget& t, const ModelConfig& co
     // Norm parameters are shared with the layer's forward: edit them in place.
     at::Tensor w = t.norm_weight;
     w.div_(s);
+    if (t.layer) t.layer->changed_params.insert(t.norm_weight_name);
     if (t.norm_bias.defined()) {
       at::Tensor b = t.norm_bias;
       b.div_(s);
+      if (t.layer) t.layer->changed_params.insert(t.norm_bias_name);
     }
   }
   for (model::QLinear* l : t.layers) {
+    l->float_changed = true;
     l->float_weight = l->float_weight * s.unsqueeze(0);
+    if (l->ref_weight.defined()) l->ref_weight = l->ref_weight * s.unsqueeze(0);
     l->weight = l->float_weight;
   }
   return s;

@@ -29,6 +29,8 @@ struct ScaleTarget {
   std::string prev_op;            // as written in the entry
   at::Tensor norm_weight;         // prev_op is a norm: its weight (edited in place) ...
   at::Tensor norm_bias;           // ... and bias (LayerNorm), or undefined
+  std::string norm_weight_name, norm_bias_name;  // their full names
+  model::DecoderLayer* layer = nullptr;          // the layer (its changed_params are updated)
   model::QLinear* prev_linear = nullptr;  // prev_op is a linear (v_proj, up_proj, fc1)
   std::vector<model::QLinear*> layers;    // receive s on their input columns
   model::QLinear* inp = nullptr;          // whose captured input is X
