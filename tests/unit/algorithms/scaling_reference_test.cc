@@ -165,6 +165,29 @@ TEST(AwqReference, ScaleSearchMatchesSearchModuleScale) {
   }
 }
 
+// The Gram-matrix form of a single linear's output MSE (AWQ's o_proj / down_proj entries) gives
+// the reference's losses and choice on the `linear` case (bias cancels).
+TEST(AwqReference, GramLossMatchesTheForwardLoss) {
+  const Tensors t = Load("awq_search.safetensors");
+  const at::Tensor& x = Get(t, "linear.x");
+  const at::Tensor& w = Get(t, "linear.fc.weight");
+  int64_t tokens = 0;
+  const at::Tensor gram = GramMatrix({x.narrow(0, 0, 2), x.narrow(0, 2, 2)}, &tokens);
+  EXPECT_EQ(tokens, x.numel() / x.size(-1));
+  const FakeQuantizeFn q = AwqPseudoQuantize(4, 32);
+  auto loss = [&](const at::Tensor& s) -> absl::StatusOr<double> {
+    auto wq = q(w * s.unsqueeze(0));
+    if (!wq.ok()) return wq.status();
+    return GramLoss(*wq / s.unsqueeze(0) - w, gram, tokens);
+  };
+  auto r = SearchRatioGrid(Get(t, "linear.x_mean"), 20, loss);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->best_index, static_cast<int>(Get(t, "linear.best_ratio_index").item<float>()));
+  const at::Tensor& losses = Get(t, "linear.losses");
+  for (int i = 0; i < losses.numel(); ++i)
+    EXPECT_NEAR(r->losses[i], losses[i].item<double>(), 1e-4 * losses[i].item<double>()) << i;
+}
+
 // ---- AWQ clipping --------------------------------------------------------------------------------
 
 TEST(AwqReference, ClipSearchMatchesAutoClipLayer) {

@@ -78,7 +78,18 @@ class Awq final : public scaling::ScalingAlgorithm {
     for (size_t i = 0; i < targets.size(); ++i) {
       QUARRY_RETURN_IF_ERROR(CheckCancelled(ctx));
       const scaling::ScaleTarget& t = targets[i];
-      QUARRY_ASSIGN_OR_RETURN(std::vector<at::Tensor> ref, scaling::ModuleOutputs(ctx, in, t));
+      // A single linear inspected on its own input: the loss from its Gram matrix (same
+      // value up to float rounding, a fraction of the work); otherwise the module's forward.
+      const bool single_linear = t.layers.size() == 1 && t.inp == t.layers[0] &&
+                                 ctx.layer->FindSuffix(t.module2inspect) == t.layers[0];
+      std::vector<at::Tensor> ref;
+      at::Tensor gram;
+      int64_t tokens = 0;
+      if (single_linear) {
+        gram = scaling::GramMatrix(in.For(t.inp).x, &tokens);
+      } else {
+        QUARRY_ASSIGN_OR_RETURN(ref, scaling::ModuleOutputs(ctx, in, t));
+      }
       auto loss = [&](const at::Tensor& s) -> absl::StatusOr<double> {
         const at::Tensor se = scaling::EffectiveScale(t, ctx.model->config(), s);
         scaling::WeightRestorer guard(t.layers);
@@ -88,6 +99,8 @@ class Awq final : public scaling::ScalingAlgorithm {
                                                     l->float_weight * se.unsqueeze(0)));
           l->weight = q / se.unsqueeze(0);
         }
+        if (single_linear)
+          return scaling::GramLoss(t.layers[0]->weight - t.layers[0]->float_weight, gram, tokens);
         return scaling::ModuleLoss(ctx, in, t, ref, 2.0);
       };
       QUARRY_ASSIGN_OR_RETURN(scaling::GridSearchResult r,

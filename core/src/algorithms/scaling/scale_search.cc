@@ -50,6 +50,24 @@ absl::StatusOr<GridSearchResult> SearchRatioGrid(const at::Tensor& stat, int n_g
   return r;
 }
 
+at::Tensor GramMatrix(const std::vector<at::Tensor>& x, int64_t* tokens) {
+  at::Tensor g;
+  int64_t t = 0;
+  for (const at::Tensor& b : x) {
+    at::Tensor flat = b.reshape({-1, b.size(-1)}).to(at::kFloat);
+    g = g.defined() ? g.addmm_(flat.t(), flat) : at::mm(flat.t(), flat);
+    t += flat.size(0);
+  }
+  if (tokens) *tokens = t;
+  return g;
+}
+
+double GramLoss(const at::Tensor& d, const at::Tensor& gram, int64_t tokens) {
+  const double n = static_cast<double>(tokens) * static_cast<double>(d.size(0));
+  if (n == 0) return 0;
+  return (at::mm(d, gram) * d).sum(at::kDouble).item<double>() / n;
+}
+
 at::Tensor SampleTokens(const at::Tensor& x, int64_t n_sample) {
   at::Tensor flat = x.reshape({-1, x.size(-1)});
   const int64_t t = flat.size(0);

@@ -44,6 +44,13 @@ using ScaleLoss = std::function<absl::StatusOr<double>(const at::Tensor& scales)
 absl::StatusOr<GridSearchResult> SearchRatioGrid(const at::Tensor& stat, int n_grid,
                                                  const ScaleLoss& loss);
 
+// The output MSE of one linear for a weight change D = W' - W without running it:
+//   mean over tokens t and outputs o of (x_t . D_o)^2 = sum((D G) * D) / (T * out), G = sum x^T x.
+// For the AWQ search of a linear module2inspect this replaces 20 passes over the T tokens
+// (T * in * out each) by one Gram matrix (T * in^2) and 20 products (out * in^2).
+at::Tensor GramMatrix(const std::vector<at::Tensor>& x, int64_t* tokens);  // [in, in] float32
+double GramLoss(const at::Tensor& d, const at::Tensor& gram, int64_t tokens);
+
 // A fake quantizer of a [rows, in] weight with parameters computed from that weight (the layer's
 // weight spec, or a reference's rounding in tests).
 using FakeQuantizeFn = std::function<absl::StatusOr<at::Tensor>(const at::Tensor& w)>;
