@@ -20,7 +20,7 @@ void AddLocalCommands(CLI::App& app, GlobalOptions& global) {
                                    "Quantize a model in this process (no server): the core "
                                    "pipeline, layer by layer, with the same export and report");
     static QuantizeOptions o;
-    static std::string config_file, preset, format = "auto", eval_path;
+    static std::string config_file, preset, format = "auto", eval_path, export_format = "quark";
     static std::vector<std::string> algo_files;
     static bool fake = false, order = false;
     static int eval_seq_len = 256, eval_windows = 0;
@@ -48,6 +48,12 @@ void AddLocalCommands(CLI::App& app, GlobalOptions& global) {
                                             "codes");
     sub->add_flag("--pack-order", order, "Pack int4 nibbles in plain order instead of Quark's "
                                          "\"reorder\"");
+    sub->add_option("--export-format", export_format,
+                    "Checkpoint layout: quark (Quark's HF format, quant_method \"quark\") or awq "
+                    "(AutoAWQ GEMM qweight/qzeros/float16 scales, quant_method \"awq\"; uint4 "
+                    "asymmetric per-group weight-only plans, e.g. --preset uint4_wo_128)")
+        ->check(CLI::IsMember({"quark", "awq"}))
+        ->capture_default_str();
     sub->add_option("--max-shard-bytes", o.export_options.max_shard_bytes,
                     "Split model.safetensors into shards of at most this size (0 = one file)")
         ->capture_default_str();
@@ -69,6 +75,7 @@ void AddLocalCommands(CLI::App& app, GlobalOptions& global) {
       o.config = *c;
       o.export_options.real_quantized = !fake;
       o.export_options.pack_reorder = !order;
+      o.export_options.format = export_format == "awq" ? ExportFormat::kAwq : ExportFormat::kQuark;
       if (!eval_path.empty()) {
         EvalOptions e;
         e.path = eval_path;

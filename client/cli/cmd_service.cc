@@ -47,6 +47,7 @@ struct JobFlags {
   int eval_seq_len = 0, max_windows = 0;
   bool skip_float_baseline = false;
   bool fake_quantized = false, pack_order = false, skip_report = false;
+  std::string export_format = "quark";
   uint64_t max_shard_bytes = 0;
   int priority = 0;
   std::string device, name, request_id;
@@ -93,6 +94,11 @@ void AddJobFlags(CLI::App* sub, JobFlags& f, bool service) {
   sub->add_flag("--fake-quantized", f.fake_quantized, "Export dequantized float weights");
   sub->add_flag("--pack-order", f.pack_order, "Plain int4 nibble order instead of Quark's "
                                               "reorder");
+  sub->add_option("--export-format", f.export_format,
+                  "quark (Quark's HF format) or awq (AutoAWQ GEMM, quant_method \"awq\"; uint4 "
+                  "asymmetric per-group weight-only plans)")
+      ->check(CLI::IsMember({"quark", "awq"}))
+      ->capture_default_str();
   sub->add_flag("--skip-report", f.skip_report, "Do not write report.json / report.html");
   sub->add_option("--max-shard-bytes", f.max_shard_bytes, "Shard the exported safetensors into files of at most this many bytes (0 = the worker's default, 5 GB as Hugging Face)");
   sub->add_option("--priority", f.priority, "Higher runs first (default 0)");
@@ -150,6 +156,7 @@ v1::JobSpec BuildSpec(const JobFlags& f) {
   x->set_weight_format(f.fake_quantized ? v1::WEIGHT_FORMAT_FAKE_QUANTIZED
                                         : v1::WEIGHT_FORMAT_REAL_QUANTIZED);
   x->set_pack_method(f.pack_order ? v1::PACK_METHOD_ORDER : v1::PACK_METHOD_REORDER);
+  x->set_export_format(f.export_format == "awq" ? v1::EXPORT_FORMAT_AWQ : v1::EXPORT_FORMAT_QUARK);
   x->set_skip_report(f.skip_report);
   x->set_max_shard_bytes(f.max_shard_bytes);
   spec.set_priority(f.priority);

@@ -52,6 +52,13 @@ absl::StatusOr<QuantizeOptions> BuildQuantizeOptions(const v1::JobAssignment& a,
   const v1::ExportOptions& x = spec.export_options();
   o.export_options.real_quantized = x.weight_format() == v1::WEIGHT_FORMAT_REAL_QUANTIZED;
   o.export_options.pack_reorder = x.pack_method() == v1::PACK_METHOD_REORDER;
+  switch (x.export_format()) {
+    case v1::EXPORT_FORMAT_QUARK: o.export_options.format = ExportFormat::kQuark; break;
+    case v1::EXPORT_FORMAT_AWQ: o.export_options.format = ExportFormat::kAwq; break;
+    default:
+      return absl::InvalidArgumentError(absl::StrCat(
+          "export_options.export_format: unknown value ", static_cast<int>(x.export_format())));
+  }
   if (x.max_shard_bytes() > 0) o.export_options.max_shard_bytes = x.max_shard_bytes();
   o.export_options.write_report = !x.skip_report();
   if (!x.output_dtype().empty() && warnings != nullptr)
@@ -69,6 +76,7 @@ std::string DescribeOptions(const QuantizeOptions& o) {
       " (", o.calibration.num_samples, " samples x ", o.calibration.seq_len, " tokens, seed ",
       o.calibration.seed, "); eval ", o.eval ? o.eval->path : "(none)", "; export ",
       o.export_options.real_quantized ? "real" : "fake", "-quantized",
+      o.export_options.format == ExportFormat::kAwq ? " (AutoAWQ GEMM)" : "",
       o.export_options.max_shard_bytes ? absl::StrCat(", shards of ", o.export_options.max_shard_bytes, " bytes") : "",
       "; device ", o.device, ", ", o.threads, " threads; output ", o.output_dir);
 }

@@ -62,9 +62,19 @@ struct EvalOptions {
   bool float_baseline = true;       // also evaluate the unquantized model
 };
 
+// Checkpoint layout of the exported model.
+enum class ExportFormat {
+  kQuark,  // Quark's Hugging Face format (quant_method "quark"): every spec Quarry quantizes
+  kAwq,    // AutoAWQ "GEMM" (quant_method "awq", Quark's custom_mode "awq"): qweight / qzeros /
+           // float16 scales, for uint4 asymmetric per-group weight-only plans only (others are
+           // refused before any work); src/export/awq_format.h has the layout
+};
+
 struct ExportOptions {
+  ExportFormat format = ExportFormat::kQuark;  // default kQuark
   bool real_quantized = true;       // packed codes + scales; false: fake-quantized float weights
-  bool pack_reorder = true;         // Quark's "reorder" int4 nibble order (else "order")
+  bool pack_reorder = true;         // Quark's "reorder" int4 nibble order (else "order"); kAwq
+                                    // always uses AWQ's order (which is "reorder")
   // Shards of at most this many bytes (Hugging Face's default 5 GB); a model that fits one shard
   // is a single model.safetensors, as HF writes it. 0 = one file whatever its size.
   uint64_t max_shard_bytes = 5'000'000'000ull;

@@ -20,6 +20,8 @@
 // fake_quantized: float32 weights on the grid, scales / zero points unpacked and untransposed.
 // Static activation quantizers add input_scale / input_zero_point and output_scale /
 // output_zero_point (the KV cache: k_proj / v_proj output_scale).
+// ExportOptions::format kAwq: AutoAWQ's GEMM layout for the quantized linears instead
+// (awq_format.h); everything else (unquantized linears, norms, embeddings) as above.
 #include "export/quark_export.h"
 
 #include <filesystem>
@@ -90,6 +92,19 @@ absl::StatusOr<std::unique_ptr<QuarkExporter>> QuarkExporter::Create(const std::
   e->config_ = config;
   for (const auto& l : plan.layers)
     if (l.excluded && l.type == "Linear") e->excluded_.push_back(l.name);
+  if (options.format == ExportFormat::kAwq) {
+    // Before any work: a plan AWQ's layout cannot hold fails here, naming the layer.
+    QUARRY_ASSIGN_OR_RETURN(e->awq_, awq::CheckPlan(plan, config, options));
+    e->warnings_ = e->awq_->warnings;
+    QUARRY_ASSIGN_OR_RETURN(Json original, internal::ReadJsonFile(source->dir() + "/config.json"));
+    const std::string dtype = original.value("torch_dtype", std::string("float32"));
+    if (dtype != "float16")
+      e->warnings_.push_back(absl::StrCat(
+          "export_format awq: config.json says torch_dtype float16 (was ", dtype,
+          "): vLLM's AWQ kernels run float16 activations only (AWQConfig."
+          "get_supported_act_dtypes) and refuse a ", dtype, " model; unquantized tensors keep "
+          "the checkpoint's dtype and are cast on load"));
+  }
   SafetensorsWriter::Options wo;
   wo.basename = "model";
   wo.max_shard_bytes = options.max_shard_bytes;
@@ -136,6 +151,8 @@ absl::Status QuarkExporter::AddLinear(const model::QLinear& l, const LayerPlanEn
     } else {
       QUARRY_RETURN_IF_ERROR(AddTensor(wname, l.float_weight));
     }
+  } else if (awq_) {
+    QUARRY_RETURN_IF_ERROR(AddAwqWeight(l));
   } else {
     const auto& stages = l.weight_q->stages();
     const QuantizationSpec& spec = stages.front();
@@ -232,6 +249,52 @@ absl::Status QuarkExporter::AddLinear(const model::QLinear& l, const LayerPlanEn
   return absl::OkStatus();
 }
 
+absl::Status QuarkExporter::AddAwqWeight(const model::QLinear& l) {
+  const std::string& p = l.name;
+  const auto& stages = l.weight_q->stages();
+  if (stages.size() != 1 || !l.weight_q->params() || !l.weight_q->params()->zero_point.defined())
+    return absl::InternalError(absl::StrCat(p, ": weight quantizer not frozen with zero points "
+                                            "(the plan check admits only uint4 asymmetric)"));
+  const QuantizationSpec& spec = stages.front();
+  const QuantParams& params = *l.weight_q->params();
+  const int64_t g = *spec.group_size;
+  at::Tensor scale = params.scale.to(at::kFloat).contiguous();       // [out, G]
+  at::Tensor zp = params.zero_point.to(at::kFloat).contiguous();     // [out, G]
+  if (!at::equal(zp, zp.round()))
+    return absl::InternalError(absl::StrCat(p, ": non-integral uint4 zero points"));
+  const double max_scale = scale.abs().max().item<double>();
+  if (!(max_scale <= 65504.0))
+    return absl::InvalidArgumentError(absl::StrCat(
+        "export_format awq: ", p, ": a weight scale of ", max_scale, " overflows float16 "
+        "(max 65504), which AWQ stores scales in; use export_format quark"));
+  // qweight: the codes transposed to [in, out], packed along out in Quark's "reorder" order,
+  // which is AWQ's order map (static_assert in awq_format.h); the fast kernel when it applies.
+  QUARRY_ASSIGN_OR_RETURN(const numerics::QuantPlan plan, numerics::MakePlan(spec));
+  at::Tensor qweight = numerics::kernels::TransposedGroupCodes(
+      plan, l.quant_input.to(at::kFloat).contiguous(), scale, zp, g, PackOrder::kReorder);
+  if (!qweight.defined()) {
+    QuantizationSpec t = spec;
+    t.ch_axis = 0;
+    QuantParams tp;
+    tp.scale = scale.t().contiguous();
+    tp.zero_point = zp.t().contiguous();
+    QUARRY_ASSIGN_OR_RETURN(QuantizedTensor q, Quantize(l.quant_input.to(at::kFloat).t().contiguous(),
+                                                        t, tp, PackOrder::kReorder));
+    qweight = q.data;
+  }
+  QUARRY_ASSIGN_OR_RETURN(at::Tensor qzeros, awq::PackColumns(zp.t()));
+  awq_rounding_.Add(awq::MeasureScaleRounding(l.weight, scale));
+  QUARRY_RETURN_IF_ERROR(AddTensor(p + ".qweight", qweight.to(at::kInt).contiguous()));
+  QUARRY_RETURN_IF_ERROR(AddTensor(p + ".qzeros", qzeros));
+  return AddTensor(p + ".scales", scale.t().contiguous().to(at::kHalf));
+}
+
+std::vector<std::string> QuarkExporter::warnings() const {
+  std::vector<std::string> w = warnings_;
+  if (awq_ && awq_rounding_.weights > 0) w.push_back(awq_rounding_.Describe());
+  return w;
+}
+
 absl::Status QuarkExporter::AddQuantizerParams(const std::string& module, const std::string& what,
                                                const TensorQuantizer* q) {
   if (q == nullptr || q->is_dynamic()) return absl::OkStatus();
@@ -252,23 +315,29 @@ absl::StatusOr<std::vector<std::string>> QuarkExporter::Finish() {
   // config.json: the original + quantization_config, keys sorted (transformers' to_json_string).
   QUARRY_ASSIGN_OR_RETURN(Json original, internal::ReadJsonFile(source_->dir() + "/config.json"));
   nlohmann::json cfg = nlohmann::json::parse(original.dump());
-  Json q = internal::ConfigToJsonValue(config_);
-  // Quark writes these only inside "export".
-  q.erase("kv_cache_group");
-  q.erase("min_kv_scale");
-  q.erase("log_severity_level");
-  // Quark replaces exclude patterns by the excluded module names (vLLM matches names, not
-  // fnmatch patterns, in exclude).
-  if (!excluded_.empty() || !config_.exclude.empty()) q["exclude"] = excluded_;
-  Json ex = Json::object();
-  ex["kv_cache_group"] = config_.kv_cache_quant_config.empty() ? std::vector<std::string>{}
-                                                               : config_.kv_cache_group;
-  ex["min_kv_scale"] = static_cast<double>(config_.min_kv_scale);
-  ex["pack_method"] = options_.pack_reorder ? "reorder" : "order";
-  ex["weight_format"] = options_.real_quantized ? "real_quantized" : "fake_quantized";
-  ex["weight_merge_groups"] = nullptr;
-  q["export"] = ex;
-  cfg["quantization_config"] = nlohmann::json::parse(q.dump());
+  if (awq_) {
+    // AutoAWQ's config (awq_format.h); float16 is the only activation dtype its kernels run.
+    cfg["quantization_config"] = awq::QuantizationConfig(*awq_);
+    cfg["torch_dtype"] = "float16";
+  } else {
+    Json q = internal::ConfigToJsonValue(config_);
+    // Quark writes these only inside "export".
+    q.erase("kv_cache_group");
+    q.erase("min_kv_scale");
+    q.erase("log_severity_level");
+    // Quark replaces exclude patterns by the excluded module names (vLLM matches names, not
+    // fnmatch patterns, in exclude).
+    if (!excluded_.empty() || !config_.exclude.empty()) q["exclude"] = excluded_;
+    Json ex = Json::object();
+    ex["kv_cache_group"] = config_.kv_cache_quant_config.empty() ? std::vector<std::string>{}
+                                                                 : config_.kv_cache_group;
+    ex["min_kv_scale"] = static_cast<double>(config_.min_kv_scale);
+    ex["pack_method"] = options_.pack_reorder ? "reorder" : "order";
+    ex["weight_format"] = options_.real_quantized ? "real_quantized" : "fake_quantized";
+    ex["weight_merge_groups"] = nullptr;
+    q["export"] = ex;
+    cfg["quantization_config"] = nlohmann::json::parse(q.dump());
+  }
   if (untie_) cfg["tie_word_embeddings"] = false;
   {
     const std::string path = out_dir_ + "/config.json";

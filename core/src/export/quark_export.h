@@ -9,6 +9,9 @@
 //                        output_scale = the KV cache), bias; everything else copied as is
 //   tokenizer files      copied
 // Layouts follow Quark's exporter (see src/export/quark_export.cc for each dtype/qscheme).
+// With ExportOptions::format kAwq the quantized linears are written in AutoAWQ's GEMM layout
+// instead (<name>.qweight / qzeros / scales, quantization_config quant_method "awq", torch_dtype
+// float16; src/export/awq_format.h), and Create() refuses plans that layout cannot hold.
 // Streaming: tensors are appended as each layer finishes, so memory stays bounded.
 #pragma once
 
@@ -17,6 +20,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "export/awq_format.h"
 #include "model/transformer.h"
 #include "quarry/layer_plan.h"
 #include "quarry/pipeline.h"
@@ -47,7 +51,9 @@ class QuarkExporter {
   void UntieWordEmbeddings() { untie_ = true; }
   // Writes the safetensors shards, config.json and tokenizer files; returns relative file names.
   absl::StatusOr<std::vector<std::string>> Finish();
-  std::vector<std::string> warnings() const { return warnings_; }
+  // Warnings so far; with kAwq the last one sums up the float16 scale rounding of the linears
+  // added so far (call it after the last AddLinear).
+  std::vector<std::string> warnings() const;
   uint64_t bytes_written() const { return writer_ ? writer_->bytes_written() : 0; }
 
  private:
@@ -57,6 +63,8 @@ class QuarkExporter {
   // A float tensor an algorithm changed, in float32 (so the export is the model the job
   // evaluated).
   absl::Status AddChanged(const std::string& name, const at::Tensor& value);
+  // The weight of a quantized linear in AWQ's layout (qweight, qzeros, scales).
+  absl::Status AddAwqWeight(const model::QLinear& linear);
   std::string out_dir_;
   ExportOptions options_;
   model::CausalLM* source_ = nullptr;
@@ -66,6 +74,8 @@ class QuarkExporter {
   std::vector<std::string> warnings_;
   bool warned_fake_ = false;
   bool untie_ = false;
+  std::optional<awq::PlanInfo> awq_;     // set when options_.format == kAwq
+  awq::ScaleRounding awq_rounding_;      // float16 scale rounding over the linears written
 };
 
 }  // namespace quarry::exporter

@@ -36,6 +36,7 @@ TEST(JobOptions, MapsEveryJobLevelField) {
   s->mutable_export_options()->set_pack_method(v1::PACK_METHOD_ORDER);
   s->mutable_export_options()->set_max_shard_bytes(1 << 20);
   s->mutable_export_options()->set_skip_report(true);
+  s->mutable_export_options()->set_export_format(v1::EXPORT_FORMAT_AWQ);
   LocalInputs in{"/m", "/c.txt", "/e.txt"};
   std::vector<std::string> warnings;
   auto o = BuildQuantizeOptions(a, in, "/out", "cuda:1", 4, &warnings);
@@ -56,6 +57,7 @@ TEST(JobOptions, MapsEveryJobLevelField) {
   EXPECT_FALSE(o->export_options.pack_reorder);
   EXPECT_EQ(o->export_options.max_shard_bytes, 1u << 20);
   EXPECT_FALSE(o->export_options.write_report);
+  EXPECT_EQ(o->export_options.format, ExportFormat::kAwq);
   EXPECT_EQ(o->output_dir, "/out");
   EXPECT_EQ(o->device, "cuda:1");
   EXPECT_EQ(o->threads, 4);
@@ -74,6 +76,7 @@ TEST(JobOptions, UnsetFieldsKeepCoresDefaults) {
   EXPECT_TRUE(o->export_options.real_quantized);
   EXPECT_TRUE(o->export_options.pack_reorder);
   EXPECT_TRUE(o->export_options.write_report);
+  EXPECT_EQ(o->export_options.format, ExportFormat::kQuark);
 }
 
 TEST(JobOptions, BadValuesNameTheField) {
