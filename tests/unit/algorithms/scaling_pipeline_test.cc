@@ -173,6 +173,32 @@ TEST(ScalingPipeline, EntryWhoseInpIsExcludedIsSkippedWithAnInfoLog) {
   EXPECT_EQ(skipped, 8);
 }
 
+// Progress comes per entry, and a cancel is honoured between entries (not only between layers).
+class CancelAfterFirstEntry final : public JobObserver {
+ public:
+  void OnProgress(const ProgressEvent& e) override {
+    if (absl::StrContains(e.message, "awq: scaling_layers[")) {
+      entries.push_back(e.message);
+      cancel = true;
+    }
+  }
+  bool IsCancelled() override { return cancel; }
+  std::vector<std::string> entries;
+  bool cancel = false;
+};
+
+TEST(ScalingPipeline, AwqReportsProgressPerEntryAndStopsBetweenEntries) {
+  auto preset = PresetConfig("uint4_wo_128");
+  ASSERT_TRUE(preset.ok());
+  CancelAfterFirstEntry obs;
+  auto r = QuantizeModel(Options("tiny-llama-kjv", WithAlgo(*preset, AWQConfig{}), TempDir("cancel")),
+                         &obs);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kCancelled) << r.status();
+  EXPECT_TRUE(absl::StrContains(r.status().message(), "layer 0")) << r.status();
+  ASSERT_EQ(obs.entries.size(), 1u);  // stopped after entry 0 of layer 0
+  EXPECT_TRUE(absl::StrContains(obs.entries[0], "scaling_layers[0]"));
+}
+
 absl::Status RunExpectingError(const Config& c, Logs* logs) {
   auto r = QuantizeModel(Options("tiny-llama-kjv", c, TempDir("bad")), logs);
   return r.status();
