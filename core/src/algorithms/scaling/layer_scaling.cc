@@ -72,11 +72,16 @@ absl::StatusOr<LayerInputs> CaptureLayerInputs(LayerContext& ctx, bool keep_tens
       if (keep_tensors) dst->x.push_back(x);
     };
   }
-  pipeline::Batches probe = *ctx.calib_q;
+  // The float model's stream (Quark's and the reference implementations' order: they run on the
+  // float model layer by layer); the quantized one only when the pipeline does not carry it.
+  const bool use_float = ctx.calib_f != nullptr;
+  pipeline::Batches probe = use_float ? *ctx.calib_f : *ctx.calib_q;
   in.layer_in = probe.hidden;
   for (const at::Tensor& h : probe.hidden)
     in.contexts.push_back(ctx.model->MakeContext(h.size(1), model::PassMode::kCapture));
-  absl::Status st = pipeline::ForwardAll(*ctx.model, *ctx.layer, probe, model::PassMode::kCapture);
+  absl::Status st = pipeline::ForwardAll(*ctx.model, *ctx.layer, probe,
+                                         use_float ? model::PassMode::kFloatCapture
+                                                   : model::PassMode::kCapture);
   for (auto& [leader, li] : in.by_group) const_cast<model::QLinear*>(leader)->capture = nullptr;
   QUARRY_RETURN_IF_ERROR(st);
   for (auto& [leader, li] : in.by_group)

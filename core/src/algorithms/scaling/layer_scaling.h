@@ -3,9 +3,10 @@
 // whose `inp` is not quantized, capture the calibration inputs of the layer's linears in one
 // forward, and evaluate an entry's module2inspect on them with candidate weights.
 //
-// Inputs are those of the quantized previous layers (the pipeline's calib_q stream), as GPTQ
-// sees them; Quark's SmoothQuant/AutoSmoothQuant run before quantization on the float model's
-// stream instead. Every calibration batch is used (Quark 0.10's AWQ used the first only).
+// Inputs are the float model's (the pipeline's calib_f stream, which these algorithms ask for),
+// as in Quark, smoothquant and llm-awq, which run on the float model layer by layer; GPTQ reads
+// the quantized stream instead. Every calibration batch is used (Quark 0.10's AWQ used the
+// first only).
 #pragma once
 
 #include <ATen/ATen.h>

@@ -17,6 +17,8 @@ class ScalingAlgorithm : public LayerAlgorithm {
       : name_(std::move(name)), given_(std::move(entries)), decoder_layers_(std::move(decoder_layers)) {}
 
   std::string name() const override { return name_; }
+  // Statistics and searches read the float model's activations (see layer_scaling.h).
+  bool needs_float_inputs() const override { return true; }
   absl::Status Validate(model::CausalLM& model, const LayerPlan& plan) override;
 
  protected:
