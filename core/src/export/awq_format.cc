@@ -4,6 +4,7 @@
 #include <cmath>
 #include <limits>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -248,14 +249,14 @@ void ScaleRounding::Add(const ScaleRounding& o) {
   ref_sq += o.ref_sq;
 }
 
-std::string ScaleRounding::Describe() const {
+std::string ScaleRounding::Describe(const std::string& format) const {
   return absl::StrFormat(
-      "export_format awq: scales are stored as float16 (AWQ's layout; the job used float32): "
+      "export_format %s: scales are stored as float16 (%s's layout; the job used float32): "
       "%d of %d quantized weights (%.2f%%) dequantize to a slightly different value, relative "
       "change at most %.3g (float16 rounding bound 2^-11 = 4.88e-4 for scales >= 2^-14), "
       "relative RMS change of the weights %.3g; scale_type float16 in the spec makes the export "
       "exact",
-      changed, weights, weights ? 100.0 * changed / weights : 0.0, max_rel_change,
+      format, absl::AsciiStrToUpper(format), changed, weights, weights ? 100.0 * changed / weights : 0.0, max_rel_change,
       ref_sq > 0 ? std::sqrt(err_sq / ref_sq) : 0.0);
 }
 

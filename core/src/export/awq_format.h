@@ -106,7 +106,7 @@ absl::StatusOr<PlanInfo> CheckPlan(const LayerPlan& plan, const Config& config,
 nlohmann::json QuantizationConfig(const PlanInfo& info);
 
 // Effect of storing float32 scales [out, G] as float16 on a fake-quantized weight [out, in]
-// (the job's weight, (q - z) * s): the weights whose value changes (nonzero, in a group whose
+// (the job's weight, (q - z) * s; also GPTQ's q * s, gptq_format.h): the weights whose value changes (nonzero, in a group whose
 // scale is not exactly representable) and the relative change.
 struct ScaleRounding {
   int64_t weights = 0;         // quantized weights seen
@@ -115,7 +115,8 @@ struct ScaleRounding {
   double err_sq = 0;           // sum ((q - z) * (fp16(s) - s))^2
   double ref_sq = 0;           // sum ((q - z) * s)^2
   void Add(const ScaleRounding& o);
-  std::string Describe() const;
+  // One log line for `format` ("awq", "gptq": the export_format storing float16 scales).
+  std::string Describe(const std::string& format = "awq") const;
 };
 ScaleRounding MeasureScaleRounding(const at::Tensor& fake_quantized_weight,
                                    const at::Tensor& scale);

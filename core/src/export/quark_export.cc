@@ -21,7 +21,8 @@
 // Static activation quantizers add input_scale / input_zero_point and output_scale /
 // output_zero_point (the KV cache: k_proj / v_proj output_scale).
 // ExportOptions::format kAwq: AutoAWQ's GEMM layout for the quantized linears instead
-// (awq_format.h); everything else (unquantized linears, norms, embeddings) as above.
+// (awq_format.h); kGptq: GPTQ v1's (gptq_format.h); everything else (unquantized linears,
+// norms, embeddings) as above.
 #include "export/quark_export.h"
 
 #include <filesystem>
@@ -105,6 +106,23 @@ absl::StatusOr<std::unique_ptr<QuarkExporter>> QuarkExporter::Create(const std::
           "get_supported_act_dtypes) and refuse a ", dtype, " model; unquantized tensors keep "
           "the checkpoint's dtype and are cast on load"));
   }
+  if (options.format == ExportFormat::kGptq) {
+    // Before any work: a plan GPTQ's layout cannot hold fails here, naming the layer.
+    QUARRY_ASSIGN_OR_RETURN(e->gptq_, gptq::CheckPlan(plan, config, options));
+    e->warnings_ = e->gptq_->warnings;
+    // torch_dtype stays the checkpoint's: GPTQ-Marlin runs float16 and bfloat16 activations
+    // (gptq_marlin.py GPTQMarlinConfig.get_supported_act_dtypes), and a bfloat16-trained model
+    // may overflow in float16. vLLM allocates `scales` in the model dtype, though, so a bfloat16
+    // model holds the float16 scales rounded once more to bfloat16 at load.
+    QUARRY_ASSIGN_OR_RETURN(Json original, internal::ReadJsonFile(source->dir() + "/config.json"));
+    const std::string dtype = original.value("torch_dtype", std::string("float32"));
+    if (dtype == "bfloat16")
+      e->warnings_.push_back(
+          "export_format gptq: torch_dtype stays bfloat16 (GPTQ-Marlin runs bfloat16 "
+          "activations); vLLM then holds the float16 scales in bfloat16 (a further relative "
+          "rounding of up to 2^-9); serve with --dtype float16 to use the exported scales as "
+          "they are");
+  }
   SafetensorsWriter::Options wo;
   wo.basename = "model";
   wo.max_shard_bytes = options.max_shard_bytes;
@@ -153,6 +171,8 @@ absl::Status QuarkExporter::AddLinear(const model::QLinear& l, const LayerPlanEn
     }
   } else if (awq_) {
     QUARRY_RETURN_IF_ERROR(AddAwqWeight(l));
+  } else if (gptq_) {
+    QUARRY_RETURN_IF_ERROR(AddGptqWeight(l));
   } else {
     const auto& stages = l.weight_q->stages();
     const QuantizationSpec& spec = stages.front();
@@ -289,9 +309,37 @@ absl::Status QuarkExporter::AddAwqWeight(const model::QLinear& l) {
   return AddTensor(p + ".scales", scale.t().contiguous().to(at::kHalf));
 }
 
+absl::Status QuarkExporter::AddGptqWeight(const model::QLinear& l) {
+  const std::string& p = l.name;
+  if (l.weight_q->stages().size() != 1 || !l.weight_q->params())
+    return absl::InternalError(absl::StrCat(p, ": weight quantizer not frozen (the plan check "
+                                            "admits only single-stage static int4/int8)"));
+  const QuantParams& params = *l.weight_q->params();
+  const int64_t out = l.weight.size(0);
+  // per_group [out, G]; per_channel [out] -> one group spanning in.
+  at::Tensor scale = params.scale.to(at::kFloat).reshape({out, -1}).contiguous();
+  if (params.zero_point.defined() && params.zero_point.to(at::kFloat).abs().max().item<double>() != 0)
+    return absl::InternalError(absl::StrCat(p, ": nonzero zero points in a symmetric spec"));
+  const double max_scale = scale.abs().max().item<double>();
+  if (!(max_scale <= 65504.0))
+    return absl::InvalidArgumentError(absl::StrCat(
+        "export_format gptq: ", p, ": a weight scale of ", max_scale, " overflows float16 "
+        "(max 65504), which GPTQ stores scales in; use export_format quark"));
+  // The codes of the job's own fake-quantized weight (q * s, exactly: CodesOf checks it), so the
+  // file holds what the job evaluated, up to the float16 scales counted below.
+  QUARRY_ASSIGN_OR_RETURN(at::Tensor codes, gptq::CodesOf(l.weight, scale, gptq_->bits));
+  QUARRY_ASSIGN_OR_RETURN(gptq::LinearTensors t, gptq::PackLinear(codes, scale, gptq_->bits));
+  awq_rounding_.Add(awq::MeasureScaleRounding(l.weight, scale));
+  QUARRY_RETURN_IF_ERROR(AddTensor(p + ".qweight", t.qweight));
+  QUARRY_RETURN_IF_ERROR(AddTensor(p + ".qzeros", t.qzeros));
+  QUARRY_RETURN_IF_ERROR(AddTensor(p + ".scales", t.scales));
+  return AddTensor(p + ".g_idx", t.g_idx);
+}
+
 std::vector<std::string> QuarkExporter::warnings() const {
   std::vector<std::string> w = warnings_;
-  if (awq_ && awq_rounding_.weights > 0) w.push_back(awq_rounding_.Describe());
+  if (awq_ && awq_rounding_.weights > 0) w.push_back(awq_rounding_.Describe("awq"));
+  if (gptq_ && awq_rounding_.weights > 0) w.push_back(awq_rounding_.Describe("gptq"));
   return w;
 }
 
@@ -319,6 +367,8 @@ absl::StatusOr<std::vector<std::string>> QuarkExporter::Finish() {
     // AutoAWQ's config (awq_format.h); float16 is the only activation dtype its kernels run.
     cfg["quantization_config"] = awq::QuantizationConfig(*awq_);
     cfg["torch_dtype"] = "float16";
+  } else if (gptq_) {
+    cfg["quantization_config"] = gptq::QuantizationConfig(*gptq_);  // torch_dtype kept (Create)
   } else {
     Json q = internal::ConfigToJsonValue(config_);
     // Quark writes these only inside "export".

@@ -12,6 +12,8 @@
 // With ExportOptions::format kAwq the quantized linears are written in AutoAWQ's GEMM layout
 // instead (<name>.qweight / qzeros / scales, quantization_config quant_method "awq", torch_dtype
 // float16; src/export/awq_format.h), and Create() refuses plans that layout cannot hold.
+// With kGptq likewise in GPTQ v1's layout (<name>.qweight / qzeros / scales / g_idx,
+// quantization_config quant_method "gptq"; src/export/gptq_format.h), torch_dtype kept.
 // Streaming: tensors are appended as each layer finishes, so memory stays bounded.
 #pragma once
 
@@ -21,6 +23,7 @@
 
 #include "absl/status/statusor.h"
 #include "export/awq_format.h"
+#include "export/gptq_format.h"
 #include "model/transformer.h"
 #include "quarry/layer_plan.h"
 #include "quarry/pipeline.h"
@@ -51,8 +54,8 @@ class QuarkExporter {
   void UntieWordEmbeddings() { untie_ = true; }
   // Writes the safetensors shards, config.json and tokenizer files; returns relative file names.
   absl::StatusOr<std::vector<std::string>> Finish();
-  // Warnings so far; with kAwq the last one sums up the float16 scale rounding of the linears
-  // added so far (call it after the last AddLinear).
+  // Warnings so far; with kAwq / kGptq the last one sums up the float16 scale rounding of the
+  // linears added so far (call it after the last AddLinear).
   std::vector<std::string> warnings() const;
   uint64_t bytes_written() const { return writer_ ? writer_->bytes_written() : 0; }
 
@@ -65,6 +68,8 @@ class QuarkExporter {
   absl::Status AddChanged(const std::string& name, const at::Tensor& value);
   // The weight of a quantized linear in AWQ's layout (qweight, qzeros, scales).
   absl::Status AddAwqWeight(const model::QLinear& linear);
+  // The weight of a quantized linear in GPTQ's layout (qweight, qzeros, scales, g_idx).
+  absl::Status AddGptqWeight(const model::QLinear& linear);
   std::string out_dir_;
   ExportOptions options_;
   model::CausalLM* source_ = nullptr;
@@ -75,7 +80,9 @@ class QuarkExporter {
   bool warned_fake_ = false;
   bool untie_ = false;
   std::optional<awq::PlanInfo> awq_;     // set when options_.format == kAwq
-  awq::ScaleRounding awq_rounding_;      // float16 scale rounding over the linears written
+  std::optional<gptq::PlanInfo> gptq_;   // set when options_.format == kGptq
+  awq::ScaleRounding awq_rounding_;      // float16 scale rounding over the linears written (AWQ
+                                         // or GPTQ)
 };
 
 }  // namespace quarry::exporter

@@ -1,4 +1,7 @@
-// Opening float and Quark-format quantized models for inference. For a quantized model:
+// Opening float and quantized models for inference. GPTQ (quant_method "gptq", v1 or v2) and
+// AutoAWQ GEMM (quant_method "awq") checkpoints: every linear with a <name>.qweight is
+// dequantized on load by the format's reader (src/export/gptq_format.h, awq_format.h); they are
+// weight-only, so nothing else changes. For a Quark-format quantized model:
 //  - weights stored as packed codes (real_quantized) are dequantized on load through the
 //    model's tensor source (the inverse of src/export/quark_export.cc's layouts);
 //  - weights stored as floats (fake_quantized, or formats without a packed layout) are on the
@@ -7,9 +10,12 @@
 //    *_scale / *_zero_point, dynamic ones computing their parameters per call.
 #include "pipeline/exported_model.h"
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "config/json_internal.h"
+#include "export/awq_format.h"
+#include "export/gptq_format.h"
 #include "quarry/config_json.h"
 #include "quarry/packing.h"
 #include "quarry/quantize.h"
@@ -120,6 +126,83 @@ absl::StatusOr<std::unique_ptr<TensorQuantizer>> ActivationQuantizer(
   return q;
 }
 
+// How a GPTQ / AWQ checkpoint stores its packed weights (from its quantization_config).
+struct PackedFormat {
+  bool gptq = false;      // else AWQ GEMM
+  int bits = 4;
+  int zero_offset = 1;    // GPTQ: 1 for checkpoint_format "gptq" (v1), 0 for "gptq_v2"
+  int64_t group_size = 0; // AWQ
+};
+
+absl::StatusOr<PackedFormat> ReadPackedFormat(const internal::Json& q, const std::string& method) {
+  PackedFormat f;
+  f.gptq = method == "gptq";
+  if (!q.contains("bits") || !q["bits"].is_number_integer())
+    return absl::InvalidArgumentError(absl::StrCat("quantization_config (quant_method ", method,
+                                                   "): bits missing or not an integer"));
+  f.bits = q["bits"].get<int>();
+  if (f.gptq) {
+    const std::string fmt = q.value("checkpoint_format", std::string("gptq"));
+    if (fmt != "gptq" && fmt != "gptq_v2")
+      return absl::InvalidArgumentError(absl::StrCat(
+          "quantization_config checkpoint_format \"", fmt, "\": GPTQ's \"gptq\" (v1) and "
+          "\"gptq_v2\" are read"));
+    f.zero_offset = fmt == "gptq" ? 1 : 0;
+    if (f.bits != 2 && f.bits != 4 && f.bits != 8)
+      return absl::InvalidArgumentError(absl::StrCat(
+          "quantization_config bits ", f.bits, ": GPTQ checkpoints of 2, 4 or 8 bits are read"));
+  } else {
+    const std::string version = q.value("version", std::string("gemm"));
+    if (absl::AsciiStrToLower(version) != "gemm" || f.bits != 4)
+      return absl::InvalidArgumentError(absl::StrCat(
+          "quantization_config (quant_method awq) version \"", version, "\", bits ", f.bits,
+          ": AutoAWQ's 4-bit GEMM layout is read"));
+    if (!q.contains("group_size") || !q["group_size"].is_number_integer() ||
+        q["group_size"].get<int64_t>() <= 0)
+      return absl::InvalidArgumentError(
+          "quantization_config (quant_method awq): group_size missing or not a positive integer");
+    f.group_size = q["group_size"].get<int64_t>();
+  }
+  return f;
+}
+
+// The float32 weight [out, in] of <module>'s packed tensors; nullopt when it has none (a float
+// linear, e.g. lm_head).
+absl::StatusOr<std::optional<at::Tensor>> DequantizePacked(SafetensorsModel& st,
+                                                           const std::string& module,
+                                                           const PackedFormat& f,
+                                                           const LayerPlanEntry* entry) {
+  if (!st.Contains(module + ".qweight")) return std::optional<at::Tensor>();
+  at::Tensor w;
+  if (f.gptq) {
+    exporter::gptq::LinearTensors t;
+    QUARRY_ASSIGN_OR_RETURN(t.qweight, Load(st, module + ".qweight"));
+    QUARRY_ASSIGN_OR_RETURN(t.qzeros, Load(st, module + ".qzeros"));
+    QUARRY_ASSIGN_OR_RETURN(t.scales, Load(st, module + ".scales"));
+    QUARRY_ASSIGN_OR_RETURN(auto g_idx, LoadIfPresent(st, module + ".g_idx"));
+    if (g_idx) {
+      t.g_idx = *g_idx;
+    } else {  // optional in GPTQ checkpoints without act-order: i / (in / G)
+      const int64_t in = t.qweight.size(0) * exporter::gptq::PackFactor(f.bits);
+      const int64_t groups = std::max<int64_t>(t.scales.size(0), 1);
+      t.g_idx = at::floor_divide(at::arange(in, at::kLong), (in + groups - 1) / groups);
+    }
+    QUARRY_ASSIGN_OR_RETURN(w, exporter::gptq::Dequantize(t, f.bits, f.zero_offset));
+  } else {
+    exporter::awq::GemmTensors t;
+    QUARRY_ASSIGN_OR_RETURN(t.qweight, Load(st, module + ".qweight"));
+    QUARRY_ASSIGN_OR_RETURN(t.qzeros, Load(st, module + ".qzeros"));
+    QUARRY_ASSIGN_OR_RETURN(t.scales, Load(st, module + ".scales"));
+    QUARRY_ASSIGN_OR_RETURN(w, exporter::awq::DequantizeGemm(t, f.group_size));
+  }
+  if (entry != nullptr && entry->weight_shape.size() == 2 &&
+      w.sizes() != at::IntArrayRef(entry->weight_shape))
+    return absl::InvalidArgumentError(absl::StrCat(
+        module, ".qweight: dequantized shape ", c10::str(w.sizes()), " does not match the "
+        "model's [", entry->weight_shape[0], ", ", entry->weight_shape[1], "]"));
+  return std::optional<at::Tensor>(w);
+}
+
 }  // namespace
 
 absl::StatusOr<InferenceModel> OpenForInference(const std::string& model_dir) {
@@ -128,6 +211,26 @@ absl::StatusOr<InferenceModel> OpenForInference(const std::string& model_dir) {
   QUARRY_ASSIGN_OR_RETURN(internal::Json cfg, internal::ReadJsonFile(model_dir + "/config.json"));
   if (!cfg.contains("quantization_config") || cfg["quantization_config"].is_null()) return m;
   m.quantized = true;
+  const auto& qc = cfg["quantization_config"];
+  const std::string method = qc.is_object() ? qc.value("quant_method", std::string()) : "";
+  if (method == "gptq" || method == "awq") {
+    // Weight-only packed formats: an empty plan (no activation quantizers), and the packed
+    // weights dequantized through the tensor source.
+    QUARRY_ASSIGN_OR_RETURN(const PackedFormat f, ReadPackedFormat(qc, method));
+    QUARRY_ASSIGN_OR_RETURN(LayerPlan resolved, ResolveLayerPlan(m.config, m.model->Modules()));
+    m.plan = std::make_shared<const LayerPlan>(std::move(resolved));
+    SafetensorsModel* st = &m.model->weights();
+    std::shared_ptr<const LayerPlan> plan = m.plan;
+    m.model->SetTensorSource([st, plan, f](const std::string& name)
+                                 -> absl::StatusOr<std::optional<at::Tensor>> {
+      if (!absl::EndsWith(name, ".weight")) return std::optional<at::Tensor>();
+      const std::string module = name.substr(0, name.size() - 7);
+      auto w = DequantizePacked(*st, module, f, plan->Find(module));
+      if (!w.ok()) return Annotate(w.status(), module);
+      return w;
+    });
+    return m;
+  }
   std::vector<std::string> warnings;
   QUARRY_ASSIGN_OR_RETURN(m.config, ConfigFromModelDir(model_dir, JsonReadOptions{true}, &warnings));
   const auto& q = cfg["quantization_config"];
