@@ -11,6 +11,7 @@
 #include "quarry/config_validate.h"
 #include "quarry/layer_plan.h"
 #include "quarry/presets.h"
+#include "quarry/runtime_compat.h"
 
 namespace quarry::cli {
 namespace {
@@ -52,15 +53,23 @@ void AddConfigCommands(CLI::App& app, GlobalOptions& global) {
   CLI::App* config = app.add_subcommand("config", "Validate, show and explain quantization configs");
   config->require_subcommand(1);
 
-  // quarry config validate FILE [--model DIR]
+  // quarry config validate FILE [--model DIR] [--target RUNTIME [--export-format F]]
   {
     auto* sub = config->add_subcommand("validate", "Check a config in Quark's JSON format; with "
                                                    "--model also check it against the model's "
                                                    "layer shapes");
-    static std::string file, model;
+    static std::string file, model, target, export_format = "quark";
     static bool allow_unknown = false;
     sub->add_option("FILE", file, "Config JSON file")->required();
     sub->add_option("--model", model, "Hugging Face model directory to check shapes against");
+    sub->add_option("--target", target,
+                    "Also say whether this runtime would load the export (vllm, llama.cpp, "
+                    "transformers); exit 1 when it would not")
+        ->check(CLI::IsMember({"vllm", "llama.cpp", "transformers"}));
+    sub->add_option("--export-format", export_format,
+                    "Export format the verdict is for: quark, awq, gptq or gguf")
+        ->check(CLI::IsMember({"quark", "awq", "gptq", "gguf"}))
+        ->capture_default_str();
     sub->add_flag("--allow-unknown-keys", allow_unknown,
                   "Report unknown JSON keys as warnings instead of errors");
     sub->callback([&global] {
@@ -68,11 +77,33 @@ void AddConfigCommands(CLI::App& app, GlobalOptions& global) {
       auto c = ConfigFromJsonFile(file, JsonReadOptions{allow_unknown}, &warnings);
       if (!c.ok()) Fail(c.status());
       std::vector<ConfigIssue> issues = ValidateConfig(*c);
+      std::optional<LayerPlan> plan;
+      std::optional<ModelConfig> model_config;
       if (!model.empty()) {
         auto modules = ListModelModules(model);
         if (!modules.ok()) Fail(modules.status());
-        auto plan = ResolveLayerPlan(*c, *modules);
-        if (plan.ok()) issues.insert(issues.end(), plan->issues.begin(), plan->issues.end());
+        auto p = ResolveLayerPlan(*c, *modules);
+        if (p.ok()) {
+          issues.insert(issues.end(), p->issues.begin(), p->issues.end());
+          plan = *std::move(p);
+        }
+        auto mc = LoadModelConfig(model);
+        if (mc.ok()) model_config = *mc;
+      }
+      // The runtime verdict: on the model's plan, or without --model on one representative
+      // Llama decoder layer (the rules that need no real shapes).
+      std::optional<RuntimeVerdict> verdict;
+      if (!target.empty()) {
+        if (!plan) {
+          auto p = ResolveLayerPlan(*c, RepresentativeModules());
+          if (p.ok()) plan = *std::move(p);
+        }
+        if (plan) {
+          const ExportFormat format = *ParseExportFormat(export_format);
+          for (auto& v : RuntimeVerdicts(*plan, *c, format,
+                                         model_config ? &*model_config : nullptr))
+            if (v.runtime == target) verdict = std::move(v);
+        }
       }
       int errors = 0;
       for (const auto& w : warnings) std::fprintf(stderr, "warning: %s\n", w.c_str());
@@ -81,14 +112,29 @@ void AddConfigCommands(CLI::App& app, GlobalOptions& global) {
         errors += i.is_error();
       }
       if (global.json) {
-        std::printf("{\"valid\": %s, \"errors\": %d, \"warnings\": %zu}\n",
-                    errors == 0 ? "true" : "false", errors,
-                    warnings.size() + issues.size() - errors);
-      } else if (errors == 0) {
-        std::printf("%s: valid\n", file.c_str());
+        nlohmann::json j = {{"valid", errors == 0}, {"errors", errors},
+                            {"warnings", warnings.size() + issues.size() - errors}};
+        if (verdict) {
+          j["target"] = nlohmann::json::parse(RuntimeVerdictsToJson({*verdict}))[0];
+          j["target"]["checked_on"] = model.empty() ? "representative llama layer" : model;
+        }
+        std::printf("%s\n", j.dump().c_str());
+      } else {
+        if (errors == 0) std::printf("%s: valid\n", file.c_str());
+        if (verdict) {
+          std::printf("%s", FormatRuntimeVerdicts({*verdict}).c_str());
+          if (model.empty())
+            std::printf("(checked on a representative Llama decoder layer, without shapes: give "
+                        "--model DIR for the model's own layers, shapes and family)\n");
+        }
       }
       if (errors > 0) {
         std::fprintf(stderr, "quarry: %s: %d error(s)\n", file.c_str(), errors);
+        throw CLI::RuntimeError(1);
+      }
+      if (verdict && !verdict->loads) {
+        std::fprintf(stderr, "quarry: %s would not load this %s export\n", target.c_str(),
+                     export_format.c_str());
         throw CLI::RuntimeError(1);
       }
     });

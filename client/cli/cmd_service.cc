@@ -231,6 +231,25 @@ void PrintJob(const v1::Job& j) {
   std::printf("events     %llu\n", static_cast<unsigned long long>(j.last_event_seq()));
 }
 
+// The runtime verdicts of a finished job: its report.json artifact, fetched into a temporary
+// file (the API has no other copy of them). Silent when the job has no report.
+void PrintRuntimes(client::Client& c, const v1::Job& j) {
+  bool has_report = false;
+  for (const auto& a : j.artifacts()) has_report |= a.name() == "report.json";
+  if (!has_report) return;
+  std::string dir = (fs::temp_directory_path() / "quarry-show-XXXXXX").string();
+  if (::mkdtemp(dir.data()) == nullptr) return;
+  const std::string path = dir + "/report.json";
+  auto info = c.DownloadArtifact(j.id(), "report.json", path);
+  if (info.ok()) {
+    std::printf("%s", FormatReportRuntimes(ReadFileOrDie(path)).c_str());
+  } else {
+    std::printf("runtimes   (report.json: %s)\n", std::string(info.status().message()).c_str());
+  }
+  std::error_code ec;
+  fs::remove_all(dir, ec);
+}
+
 // ----- quantize: through a server, or an embedded one -----
 
 struct QuantizeFlags {
@@ -432,6 +451,7 @@ void AddServiceCommands(CLI::App& app, GlobalOptions& global) {
         std::printf("%s\n", ToJson(*job).c_str());
       } else {
         PrintJob(*job);
+        PrintRuntimes(*c, *job);
       }
     });
   }

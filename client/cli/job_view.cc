@@ -8,9 +8,12 @@
 #include <ctime>
 
 #include <google/protobuf/util/json_util.h>
+#include <nlohmann/json.hpp>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+#include "quarry/runtime_compat.h"
 
 namespace quarry::cli {
 
@@ -65,6 +68,19 @@ std::string FormatBytes(uint64_t b) {
   if (b >= (1ull << 20)) return absl::StrFormat("%.1f MiB", b / double(1ull << 20));
   if (b >= (1ull << 10)) return absl::StrFormat("%.1f KiB", b / double(1ull << 10));
   return absl::StrCat(b, " B");
+}
+
+std::string FormatReportRuntimes(const std::string& report_json) {
+  nlohmann::json j = nlohmann::json::parse(report_json, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object()) return "runtimes   (report.json is not a JSON object)\n";
+  if (!j.contains("runtimes") || !j["runtimes"].is_array() || j["runtimes"].empty()) return "";
+  auto v = RuntimeVerdictsFromJson(j["runtimes"].dump());
+  if (!v.ok()) return absl::StrCat("runtimes   (", v.status().message(), ")\n");
+  std::string out = "runtimes   (from report.json)\n";
+  const std::string text = FormatRuntimeVerdicts(*v);
+  for (absl::string_view line : absl::StrSplit(text, '\n'))
+    if (!line.empty()) absl::StrAppend(&out, "  ", line, "\n");
+  return out;
 }
 
 namespace {

@@ -19,6 +19,9 @@ std::string ToJson(const google::protobuf::Message& message);
 std::string FormatTime(int64_t unix_ms);
 std::string FormatDuration(double seconds);  // "1:05", "1:02:03"
 std::string FormatBytes(uint64_t bytes);
+// The "runtimes" verdicts of a job's report.json, as `quarry show` prints them ("" when the
+// report has none; an error line when it is not a report).
+std::string FormatReportRuntimes(const std::string& report_json);
 
 class JobView {
  public:

@@ -1,5 +1,6 @@
 #include "export/report.h"
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 
@@ -149,6 +150,7 @@ std::string ToJson(const RunReport& r) {
   }
   j["algorithm_records"] = records;
   j["warnings"] = r.warnings;
+  j["runtimes"] = Json::parse(RuntimeVerdictsToJson(r.runtimes));
   j["config"] = r.config_json.empty() ? Json(nullptr) : Json::parse(r.config_json);
   return j.dump(2);
 }
@@ -202,6 +204,30 @@ std::string ToHtml(const RunReport& r) {
                     l.output_sqnr_db ? absl::StrFormat("%.2f", *l.output_sqnr_db) : "-", "</td></tr>");
   }
   absl::StrAppend(&h, "</table>");
+  if (!r.runtimes.empty()) {
+    absl::StrAppend(&h, "<h2>Runtimes</h2><table><tr><th>runtime</th><th>loads</th><th>how</th>"
+                        "<th>rule</th><th>layer</th><th>why</th></tr>");
+    for (const auto& v : r.runtimes) {
+      const size_t rows = std::max<size_t>(1, v.breaches.size() + v.notes.size());
+      absl::StrAppend(&h, "<tr><td rowspan=\"", rows, "\">", Escape(v.runtime),
+                      "</td><td rowspan=\"", rows, "\">", v.loads ? "yes" : "<b>no</b>",
+                      "</td><td rowspan=\"", rows, "\">", Escape(v.how.empty() ? "-" : v.how),
+                      "</td>");
+      if (v.breaches.empty() && v.notes.empty()) absl::StrAppend(&h, "<td>-</td><td>-</td><td>-</td></tr>");
+      bool first = true;
+      for (const auto* list : {&v.breaches, &v.notes}) {
+        for (const auto& b : *list) {
+          if (!first) absl::StrAppend(&h, "<tr>");
+          first = false;
+          absl::StrAppend(&h, "<td>", list == &v.notes ? "note " : "", Escape(b.rule),
+                          "</td><td>", Escape(b.layer),
+                          b.more_layers ? absl::StrCat(" (and ", b.more_layers, " more)") : "",
+                          "</td><td>", Escape(b.message), "</td></tr>");
+        }
+      }
+    }
+    absl::StrAppend(&h, "</table>");
+  }
   if (!r.warnings.empty()) {
     absl::StrAppend(&h, "<h2>Warnings</h2><ul>");
     for (const auto& w : r.warnings) absl::StrAppend(&h, "<li>", Escape(w), "</li>");

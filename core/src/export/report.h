@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "quarry/runtime_compat.h"
 
 namespace quarry::report {
 
@@ -76,6 +77,9 @@ struct RunReport {
   std::vector<LinearReport> linears;
   std::vector<AlgorithmRecord> algorithm_records;
   std::vector<std::string> warnings;
+  // Whether vLLM, llama.cpp and transformers load the artifact (quarry/runtime_compat.h),
+  // decided from the plan at job start; report.json "runtimes".
+  std::vector<RuntimeVerdict> runtimes;
 };
 
 // Relative MSE -> SQNR in dB (10 log10 (1 / rel_mse)); +inf for an exact match.

@@ -255,6 +255,12 @@ class Runner {
     report_.model_type = model_->config().model_type;
     report_.config_json = ConfigToJson(o_.config);
     report_.weight_format = o_.export_options.real_quantized ? "real_quantized" : "fake_quantized";
+    report_.runtimes = RuntimeVerdicts(plan_, o_.config, o_.export_options.format, &model_->config());
+    for (const auto& v : report_.runtimes)
+      WorkPlan(absl::StrCat("runtime ", v.runtime, ": ",
+                            v.loads ? absl::StrCat("loads (", v.how, ")")
+                                    : absl::StrCat("does not load: ", v.breaches.front().layer,
+                                                   ": ", v.breaches.front().message)));
     Log(LogSeverity::kInfo, absl::StrCat("model ", model_->config().model_type, ": ",
                                          model_->num_layers(), " layers, hidden ",
                                          model_->config().hidden_size));
