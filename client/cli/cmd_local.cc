@@ -49,10 +49,12 @@ void AddLocalCommands(CLI::App& app, GlobalOptions& global) {
     sub->add_flag("--pack-order", order, "Pack int4 nibbles in plain order instead of Quark's "
                                          "\"reorder\"");
     sub->add_option("--export-format", export_format,
-                    "Checkpoint layout: quark (Quark's HF format, quant_method \"quark\") or awq "
-                    "(AutoAWQ GEMM qweight/qzeros/float16 scales, quant_method \"awq\"; uint4 "
-                    "asymmetric per-group weight-only plans, e.g. --preset uint4_wo_128)")
-        ->check(CLI::IsMember({"quark", "awq"}))
+                    "Checkpoint layout: quark (Quark's HF format, quant_method \"quark\"), awq "
+                    "(AutoAWQ GEMM qweight/qzeros/float16 scales; uint4 asymmetric per-group "
+                    "weight-only plans, e.g. --preset uint4_wo_128), gptq (GPTQ checkpoint; "
+                    "int4/int8 symmetric weight-only) or gguf (llama.cpp model.gguf; int8/int4 "
+                    "sym and uint4 asym per-group g32, MXFP4)")
+        ->check(CLI::IsMember({"quark", "awq", "gptq", "gguf"}))
         ->capture_default_str();
     sub->add_option("--max-shard-bytes", o.export_options.max_shard_bytes,
                     "Split model.safetensors into shards of at most this size (0 = one file)")
@@ -75,7 +77,7 @@ void AddLocalCommands(CLI::App& app, GlobalOptions& global) {
       o.config = *c;
       o.export_options.real_quantized = !fake;
       o.export_options.pack_reorder = !order;
-      o.export_options.format = export_format == "awq" ? ExportFormat::kAwq : ExportFormat::kQuark;
+      o.export_options.format = *ParseExportFormat(export_format);
       if (!eval_path.empty()) {
         EvalOptions e;
         e.path = eval_path;
@@ -113,7 +115,7 @@ void AddLocalCommands(CLI::App& app, GlobalOptions& global) {
                                            "text file (non-overlapping windows, first token of "
                                            "each window unscored)");
     static PerplexityOptions o;
-    sub->add_option("--model", o.model_dir, "Model directory (float or Quark-format quantized)")
+    sub->add_option("--model", o.model_dir, "Model directory (float, or quantized in Quark's, AWQ's or GPTQ's format) or a .gguf file")
         ->required();
     sub->add_option("--data", o.data_path, "Text file evaluated as one token stream")->required();
     sub->add_option("--seq-len", o.seq_len, "Window length")->capture_default_str();

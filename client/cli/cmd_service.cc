@@ -95,9 +95,10 @@ void AddJobFlags(CLI::App* sub, JobFlags& f, bool service) {
   sub->add_flag("--pack-order", f.pack_order, "Plain int4 nibble order instead of Quark's "
                                               "reorder");
   sub->add_option("--export-format", f.export_format,
-                  "quark (Quark's HF format) or awq (AutoAWQ GEMM, quant_method \"awq\"; uint4 "
-                  "asymmetric per-group weight-only plans)")
-      ->check(CLI::IsMember({"quark", "awq"}))
+                  "quark (Quark's HF format), awq (AutoAWQ GEMM; uint4 asymmetric per-group "
+                  "weight-only plans), gptq (GPTQ checkpoint; int4/int8 symmetric weight-only) or "
+                  "gguf (llama.cpp model.gguf)")
+      ->check(CLI::IsMember({"quark", "awq", "gptq", "gguf"}))
       ->capture_default_str();
   sub->add_flag("--skip-report", f.skip_report, "Do not write report.json / report.html");
   sub->add_option("--max-shard-bytes", f.max_shard_bytes, "Shard the exported safetensors into files of at most this many bytes (0 = the worker's default, 5 GB as Hugging Face)");
@@ -156,7 +157,10 @@ v1::JobSpec BuildSpec(const JobFlags& f) {
   x->set_weight_format(f.fake_quantized ? v1::WEIGHT_FORMAT_FAKE_QUANTIZED
                                         : v1::WEIGHT_FORMAT_REAL_QUANTIZED);
   x->set_pack_method(f.pack_order ? v1::PACK_METHOD_ORDER : v1::PACK_METHOD_REORDER);
-  x->set_export_format(f.export_format == "awq" ? v1::EXPORT_FORMAT_AWQ : v1::EXPORT_FORMAT_QUARK);
+  x->set_export_format(f.export_format == "awq"    ? v1::EXPORT_FORMAT_AWQ
+                       : f.export_format == "gptq" ? v1::EXPORT_FORMAT_GPTQ
+                       : f.export_format == "gguf" ? v1::EXPORT_FORMAT_GGUF
+                                                   : v1::EXPORT_FORMAT_QUARK);
   x->set_skip_report(f.skip_report);
   x->set_max_shard_bytes(f.max_shard_bytes);
   spec.set_priority(f.priority);

@@ -55,6 +55,8 @@ absl::StatusOr<QuantizeOptions> BuildQuantizeOptions(const v1::JobAssignment& a,
   switch (x.export_format()) {
     case v1::EXPORT_FORMAT_QUARK: o.export_options.format = ExportFormat::kQuark; break;
     case v1::EXPORT_FORMAT_AWQ: o.export_options.format = ExportFormat::kAwq; break;
+    case v1::EXPORT_FORMAT_GPTQ: o.export_options.format = ExportFormat::kGptq; break;
+    case v1::EXPORT_FORMAT_GGUF: o.export_options.format = ExportFormat::kGguf; break;
     default:
       return absl::InvalidArgumentError(absl::StrCat(
           "export_options.export_format: unknown value ", static_cast<int>(x.export_format())));
@@ -76,7 +78,10 @@ std::string DescribeOptions(const QuantizeOptions& o) {
       " (", o.calibration.num_samples, " samples x ", o.calibration.seq_len, " tokens, seed ",
       o.calibration.seed, "); eval ", o.eval ? o.eval->path : "(none)", "; export ",
       o.export_options.real_quantized ? "real" : "fake", "-quantized",
-      o.export_options.format == ExportFormat::kAwq ? " (AutoAWQ GEMM)" : "",
+      o.export_options.format == ExportFormat::kAwq    ? " (AutoAWQ GEMM)"
+      : o.export_options.format == ExportFormat::kGptq ? " (GPTQ checkpoint)"
+      : o.export_options.format == ExportFormat::kGguf ? " (GGUF)"
+                                                       : "",
       o.export_options.max_shard_bytes ? absl::StrCat(", shards of ", o.export_options.max_shard_bytes, " bytes") : "",
       "; device ", o.device, ", ", o.threads, " threads; output ", o.output_dir);
 }

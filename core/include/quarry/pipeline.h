@@ -68,7 +68,15 @@ enum class ExportFormat {
   kAwq,    // AutoAWQ "GEMM" (quant_method "awq", Quark's custom_mode "awq"): qweight / qzeros /
            // float16 scales, for uint4 asymmetric per-group weight-only plans only (others are
            // refused before any work); src/export/awq_format.h has the layout
+  kGptq,   // GPTQ checkpoint (quant_method "gptq", GPTQ-Marlin's uint4b8 / uint8b128): int4/int8
+           // symmetric per-group or per-channel weight-only plans; src/export/gptq_format.h
+  kGguf,   // llama.cpp GGUF v3 (model.gguf beside report.json): weights whose spec maps exactly
+           // onto a ggml type (src/export/gguf_format.h); integer weight scales are float16
 };
+
+// "quark", "awq", "gptq", "gguf" (the names of export_format / --export-format) and back.
+const char* ExportFormatName(ExportFormat f);
+std::optional<ExportFormat> ParseExportFormat(const std::string& name);
 
 struct ExportOptions {
   ExportFormat format = ExportFormat::kQuark;  // default kQuark

@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "model/transformer.h"
 #include "pipeline/exported_model.h"
+#include "pipeline/gguf_model.h"
 #include "pipeline/layerwise.h"
 #include "quarry/eval.h"
 #include "quarry/status.h"
@@ -53,7 +54,20 @@ absl::StatusOr<PerplexityResult> EvaluatePerplexity(const PerplexityOptions& opt
   const auto start = std::chrono::steady_clock::now();
   if (options.threads > 0) at::set_num_threads(options.threads);
   else at::set_num_threads(static_cast<int>(std::thread::hardware_concurrency()));
-  QUARRY_ASSIGN_OR_RETURN(auto tokenizer, Tokenizer::FromModelDir(options.model_dir));
+  // A .gguf file carries its tokenizer and weights (llama.cpp's format); else a model directory.
+  pipeline::InferenceModel lm;
+  std::unique_ptr<Tokenizer> tokenizer;
+  bool quantized = false;
+  if (pipeline::IsGgufPath(options.model_dir)) {
+    QUARRY_ASSIGN_OR_RETURN(pipeline::GgufModel g, pipeline::OpenGguf(options.model_dir));
+    lm = std::move(g.lm);
+    tokenizer = std::move(g.tokenizer);
+    quantized = g.quantized_weights;
+  } else {
+    QUARRY_ASSIGN_OR_RETURN(tokenizer, Tokenizer::FromModelDir(options.model_dir));
+    QUARRY_ASSIGN_OR_RETURN(lm, pipeline::OpenForInference(options.model_dir));
+    quantized = lm.quantized;
+  }
   std::ifstream in(options.data_path, std::ios::binary);
   if (!in) return absl::NotFoundError(absl::StrCat("cannot open '", options.data_path, "'"));
   std::stringstream ss;
@@ -61,7 +75,6 @@ absl::StatusOr<PerplexityResult> EvaluatePerplexity(const PerplexityOptions& opt
   int64_t total_ids = 0;
   QUARRY_ASSIGN_OR_RETURN(auto windows, EvalWindows(*tokenizer, ss.str(), options.seq_len,
                                                     options.max_windows, &total_ids));
-  QUARRY_ASSIGN_OR_RETURN(auto lm, pipeline::OpenForInference(options.model_dir));
   if (options.seq_len > lm.model->config().max_position_embeddings)
     return absl::InvalidArgumentError(absl::StrCat("seq_len ", options.seq_len, " exceeds the model's ",
                                                    lm.model->config().max_position_embeddings,
@@ -90,7 +103,7 @@ absl::StatusOr<PerplexityResult> EvaluatePerplexity(const PerplexityOptions& opt
   QUARRY_ASSIGN_OR_RETURN(auto nll, pipeline::SequenceNll(*head, b, mode, &scored));
   PerplexityResult r = SummarizeNll(nll, scored);
   r.total_ids = total_ids;
-  r.quantized_model = lm.quantized;
+  r.quantized_model = quantized;
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return r;
 }

@@ -23,6 +23,7 @@
 
 #include "absl/status/statusor.h"
 #include "export/awq_format.h"
+#include "export/exporter.h"
 #include "export/gptq_format.h"
 #include "model/transformer.h"
 #include "quarry/layer_plan.h"
@@ -31,7 +32,7 @@
 
 namespace quarry::exporter {
 
-class QuarkExporter {
+class QuarkExporter : public Exporter {
  public:
   static absl::StatusOr<std::unique_ptr<QuarkExporter>> Create(const std::string& out_dir,
                                                                 const ExportOptions& options,
@@ -39,25 +40,26 @@ class QuarkExporter {
                                                                 const Config& config,
                                                                 const LayerPlan& plan);
   // Copies a tensor byte for byte (and dtype) from the source model.
-  absl::Status AddOriginal(const std::string& name);
+  absl::Status AddOriginal(const std::string& name) override;
   // A non-quantized float parameter, stored in the source model's dtype for that tensor.
   // `changed`: an algorithm edited it (a norm that took a scale), else the checkpoint's bytes.
-  absl::Status AddParam(const std::string& name, const at::Tensor& value, bool changed = false);
+  absl::Status AddParam(const std::string& name, const at::Tensor& value,
+                        bool changed = false) override;
   // A linear with its frozen quantizers (QLinear::quant_input is the weight the weight
   // quantizer saw; its codes are what real_quantized stores).
-  absl::Status AddLinear(const model::QLinear& linear, const LayerPlanEntry& entry);
+  absl::Status AddLinear(const model::QLinear& linear, const LayerPlanEntry& entry) override;
   // Static activation quantizer parameters: <module>.<what>_scale and, for integer dtypes,
   // <module>.<what>_zero_point (what: input, output, prob_output). Nothing for dynamic ones.
   absl::Status AddQuantizerParams(const std::string& module, const std::string& what,
-                                  const TensorQuantizer* q);
+                                  const TensorQuantizer* q) override;
   // The exported lm_head is no longer the embedding (quantized): write tie_word_embeddings false.
-  void UntieWordEmbeddings() { untie_ = true; }
+  void UntieWordEmbeddings() override { untie_ = true; }
   // Writes the safetensors shards, config.json and tokenizer files; returns relative file names.
-  absl::StatusOr<std::vector<std::string>> Finish();
+  absl::StatusOr<std::vector<std::string>> Finish() override;
   // Warnings so far; with kAwq / kGptq the last one sums up the float16 scale rounding of the
   // linears added so far (call it after the last AddLinear).
-  std::vector<std::string> warnings() const;
-  uint64_t bytes_written() const { return writer_ ? writer_->bytes_written() : 0; }
+  std::vector<std::string> warnings() const override;
+  uint64_t bytes_written() const override { return writer_ ? writer_->bytes_written() : 0; }
 
  private:
   QuarkExporter() = default;

@@ -142,7 +142,7 @@ class LlamaModel final : public CausalLM {
                            {&layer->gate, &layer->up}, {&layer->down}};
     auto load_param = [&](at::Tensor& t, const std::string& name, bool required) -> absl::Status {
       const std::string full = absl::StrCat(p, ".", name);
-      if (!required && !weights_->Contains(full)) return absl::OkStatus();
+      if (!required && !Has(full)) return absl::OkStatus();
       QUARRY_ASSIGN_OR_RETURN(t, LoadFloat(full));
       layer->other_params.emplace_back(full, t);
       return absl::OkStatus();
@@ -182,7 +182,7 @@ class LlamaModel final : public CausalLM {
     head->other_params.emplace_back("model.norm.weight", head->norm);
     head->lm_head = std::make_unique<QLinear>();
     head->lm_head->name = "lm_head";
-    if (weights_->Contains("lm_head.weight")) {
+    if (Has("lm_head.weight")) {
       QUARRY_ASSIGN_OR_RETURN(head->lm_head->float_weight, LoadFloat("lm_head.weight"));
     } else if (config_.tie_word_embeddings) {
       QUARRY_ASSIGN_OR_RETURN(head->lm_head->float_weight, LoadFloat(config_.EmbedTokensName()));

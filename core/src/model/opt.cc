@@ -129,7 +129,7 @@ class OptModel final : public CausalLM {
     head->lm_head = std::make_unique<QLinear>();
     head->lm_head->name = "lm_head";
     // HF saves tied OPT weights without lm_head.weight; tie it to the token embedding.
-    if (weights_->Contains("lm_head.weight")) {
+    if (Has("lm_head.weight")) {
       QUARRY_ASSIGN_OR_RETURN(head->lm_head->float_weight, LoadFloat("lm_head.weight"));
     } else {
       QUARRY_ASSIGN_OR_RETURN(head->lm_head->float_weight, LoadFloat(config_.EmbedTokensName()));

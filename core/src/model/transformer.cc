@@ -124,6 +124,8 @@ absl::StatusOr<at::Tensor> CausalLM::LoadFloat(const std::string& name) {
     QUARRY_ASSIGN_OR_RETURN(std::optional<at::Tensor> t, tensor_source_(name));
     if (t.has_value()) return *t;
   }
+  if (!weights_)
+    return absl::NotFoundError(absl::StrCat("the model has no tensor ", name));
   QUARRY_ASSIGN_OR_RETURN(const StTensorInfo* info, weights_->Info(name));
   QUARRY_ASSIGN_OR_RETURN(auto bytes, weights_->Bytes(name));
   QUARRY_ASSIGN_OR_RETURN(at::Tensor t, FloatTensorFromBytes(*info, bytes));
@@ -134,7 +136,7 @@ absl::StatusOr<at::Tensor> CausalLM::LoadFloat(const std::string& name) {
 }
 
 absl::StatusOr<at::Tensor> CausalLM::LoadFloatIfPresent(const std::string& name) {
-  if (!weights_->Contains(name)) return at::Tensor();
+  if (!Has(name)) return at::Tensor();
   return LoadFloat(name);
 }
 
@@ -173,6 +175,19 @@ std::vector<ModuleInfo> CausalLM::Modules() const {
   }
   out.push_back({"lm_head", "Linear", {c.vocab_size, h}, false});
   return out;
+}
+
+absl::StatusOr<std::unique_ptr<CausalLM>> CausalLM::OpenFromSource(
+    const std::string& dir, ModelConfig config, TensorSource source, ContainsFn contains) {
+  std::unique_ptr<CausalLM> m;
+  if (config.family == ModelFamily::kOpt) {
+    QUARRY_ASSIGN_OR_RETURN(m, OpenOpt(dir, std::move(config), nullptr));
+  } else {
+    QUARRY_ASSIGN_OR_RETURN(m, OpenLlamaFamily(dir, std::move(config), nullptr));
+  }
+  m->tensor_source_ = std::move(source);
+  m->contains_ = std::move(contains);
+  return m;
 }
 
 absl::StatusOr<std::unique_ptr<CausalLM>> CausalLM::Open(const std::string& model_dir) {

@@ -121,6 +121,13 @@ class Head {
 class CausalLM {
  public:
   static absl::StatusOr<std::unique_ptr<CausalLM>> Open(const std::string& model_dir);
+  // A model whose every tensor comes from `source` (float32, HF names) with `contains` telling
+  // which names exist, e.g. a GGUF file (pipeline/gguf_model.h); weights() must not be used.
+  using ContainsFn = std::function<bool(const std::string&)>;
+  static absl::StatusOr<std::unique_ptr<CausalLM>> OpenFromSource(
+      const std::string& dir, ModelConfig config,
+      std::function<absl::StatusOr<std::optional<at::Tensor>>(const std::string&)> source,
+      ContainsFn contains);
   virtual ~CausalLM() = default;
 
   const ModelConfig& config() const { return config_; }
@@ -148,6 +155,8 @@ class CausalLM {
   using TensorSource = std::function<absl::StatusOr<std::optional<at::Tensor>>(const std::string&)>;
   void SetTensorSource(TensorSource source) { tensor_source_ = std::move(source); }
   absl::StatusOr<at::Tensor> LoadFloatIfPresent(const std::string& name);  // undefined if absent
+  // Whether the checkpoint (or the source of OpenFromSource) has the tensor.
+  bool Has(const std::string& name) const { return contains_ ? contains_(name) : weights_->Contains(name); }
   // Bytes of checkpoint tensors read so far by LoadFloat (for throughput figures).
   uint64_t bytes_read() const { return bytes_read_; }
 
@@ -156,6 +165,7 @@ class CausalLM {
   std::unique_ptr<SafetensorsModel> weights_;
   std::string dir_;
   TensorSource tensor_source_;
+  ContainsFn contains_;  // set by OpenFromSource
   uint64_t bytes_read_ = 0;
 };
 

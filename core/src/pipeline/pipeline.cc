@@ -32,7 +32,7 @@
 #include "absl/strings/str_join.h"
 #include "algorithms/algorithm.h"
 #include "config/json_internal.h"
-#include "export/quark_export.h"
+#include "export/exporter.h"
 #include "export/report.h"
 #include "model/transformer.h"
 #include "pipeline/layerwise.h"
@@ -110,7 +110,7 @@ std::string HumanBytes(double b) {
 class Runner {
  public:
   Runner(const QuantizeOptions& options, JobObserver* observer)
-      : o_(options), obs_(observer ? observer : &null_observer_) {}
+      : o_(options), config_(options.config), obs_(observer ? observer : &null_observer_) {}
 
   absl::StatusOr<QuantizeResult> Run() {
     start_ = Clock::now();
@@ -193,10 +193,12 @@ class Runner {
                                        : static_cast<int>(std::thread::hardware_concurrency()));
     if (o_.output_dir.empty()) return absl::InvalidArgumentError("output_dir is required");
     std::vector<std::string> warnings;
-    QUARRY_RETURN_IF_ERROR(CheckConfig(o_.config, &warnings));
+    QUARRY_RETURN_IF_ERROR(CheckConfig(config_, &warnings));
     for (const auto& w : warnings) Warn(w);
+    for (const auto& line : exporter::AdaptConfigToFormat(o_.export_options.format, &config_))
+      WorkPlan(line);
     QUARRY_ASSIGN_OR_RETURN(model_, model::CausalLM::Open(o_.model_dir));
-    QUARRY_ASSIGN_OR_RETURN(plan_, ResolveLayerPlan(o_.config, model_->Modules()));
+    QUARRY_ASSIGN_OR_RETURN(plan_, ResolveLayerPlan(config_, model_->Modules()));
     for (const auto& issue : plan_.issues) {
       if (issue.is_error()) return absl::InvalidArgumentError(issue.ToString());
       Warn(issue.ToString());
@@ -207,7 +209,7 @@ class Runner {
             l.name, ": quantizing embeddings is not supported; exclude it or remove the rule ",
             l.matched_rule));
     }
-    QUARRY_ASSIGN_OR_RETURN(algorithms_, algorithms::CreateAlgorithms(o_.config));
+    QUARRY_ASSIGN_OR_RETURN(algorithms_, algorithms::CreateAlgorithms(config_));
     for (const auto& a : algorithms_) needs_float_calib_ |= a->needs_float_inputs();
     for (const auto& a : algorithms_)
       QUARRY_RETURN_IF_ERROR(Annotate(a->Validate(*model_, plan_), a->name()));
@@ -245,17 +247,17 @@ class Runner {
                                            eval_windows_.size(), o_.eval->seq_len,
                                            std::filesystem::path(o_.eval->path).filename().string());
     }
-    QUARRY_ASSIGN_OR_RETURN(exporter_, exporter::QuarkExporter::Create(
+    QUARRY_ASSIGN_OR_RETURN(exporter_, exporter::CreateExporter(
                                            o_.output_dir, o_.export_options, model_.get(),
-                                           o_.config, plan_));
+                                           config_, plan_));
     WorkPlan(absl::StrCat("evaluation: ", eval_windows_.empty()
                                               ? std::string("none (no evaluation data given)")
                                               : report_.evaluation));
     report_.model_dir = o_.model_dir;
     report_.model_type = model_->config().model_type;
-    report_.config_json = ConfigToJson(o_.config);
+    report_.config_json = ConfigToJson(config_);
     report_.weight_format = o_.export_options.real_quantized ? "real_quantized" : "fake_quantized";
-    report_.runtimes = RuntimeVerdicts(plan_, o_.config, o_.export_options.format, &model_->config());
+    report_.runtimes = RuntimeVerdicts(plan_, config_, o_.export_options.format, &model_->config());
     for (const auto& v : report_.runtimes)
       WorkPlan(absl::StrCat("runtime ", v.runtime, ": ",
                             v.loads ? absl::StrCat("loads (", v.how, ")")
@@ -400,11 +402,11 @@ class Runner {
   // kv_cache_group into max(k, v, min_kv_scale); we apply the merged scale already in the
   // quantized forward so evaluation sees what the exported model computes.
   absl::Status MergeKvScales(model::DecoderLayer& layer) {
-    if (o_.config.kv_cache_group.empty()) return absl::OkStatus();
+    if (config_.kv_cache_group.empty()) return absl::OkStatus();
     std::vector<model::QLinear*> members;
     for (model::QLinear* l : layer.linears) {
       bool in_group = false;
-      for (const auto& p : o_.config.kv_cache_group) in_group |= FnMatch(p, l->name);
+      for (const auto& p : config_.kv_cache_group) in_group |= FnMatch(p, l->name);
       if (in_group && l->output_q && !l->output_q->is_dynamic() && l->output_q->params())
         members.push_back(l);
     }
@@ -419,7 +421,7 @@ class Runner {
         return absl::OkStatus();
       }
     }
-    double merged = o_.config.min_kv_scale;
+    double merged = config_.min_kv_scale;
     for (model::QLinear* l : members)
       merged = std::max(merged, l->output_q->params()->scale.item<double>());
     for (model::QLinear* l : members) {
@@ -684,6 +686,7 @@ class Runner {
   static constexpr int64_t kBatchTokens = 8192;
 
   const QuantizeOptions& o_;
+  Config config_;  // o_.config as the export format adapts it (AdaptConfigToFormat)
   JobObserver null_observer_;
   JobObserver* obs_;
   Clock::time_point start_;
@@ -702,7 +705,7 @@ class Runner {
   CalibrationSet calibration_;
   std::vector<std::vector<int32_t>> eval_windows_;
   pipeline::Batches calib_q_, calib_f_, stats_q_, eval_f_, eval_q_;
-  std::unique_ptr<exporter::QuarkExporter> exporter_;
+  std::unique_ptr<exporter::Exporter> exporter_;
   std::map<std::string, std::string> method_;
   std::map<std::string, std::string> method_prefix_;  // "awq+" for weights an algorithm scaled
   std::map<std::string, double> weight_err_;
