@@ -5,6 +5,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "model/transformer.h"
 #include "pipeline/exported_model.h"
@@ -58,7 +59,7 @@ absl::StatusOr<PerplexityResult> EvaluatePerplexity(const PerplexityOptions& opt
   pipeline::InferenceModel lm;
   std::unique_ptr<Tokenizer> tokenizer;
   bool quantized = false;
-  if (pipeline::IsGgufPath(options.model_dir)) {
+  if (pipeline::IsGgufPath(options.model_dir) || absl::EndsWith(options.model_dir, ".gguf")) {
     QUARRY_ASSIGN_OR_RETURN(pipeline::GgufModel g, pipeline::OpenGguf(options.model_dir));
     lm = std::move(g.lm);
     tokenizer = std::move(g.tokenizer);
