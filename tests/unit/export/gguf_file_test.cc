@@ -13,6 +13,8 @@
 #include "quarry/eval.h"
 #include "quarry/pipeline.h"
 #include "quarry/presets.h"
+#include "quarry/tokenizer.h"
+#include "export/gguf_tokenizer.h"
 
 namespace quarry::exporter::gguf {
 namespace {
@@ -221,6 +223,70 @@ TEST(GgufExport, SplitFilesReadBackAsTheSingleFile) {
   auto p3 = EvaluatePerplexity(e);
   ASSERT_FALSE(p3.ok());
   EXPECT_NE(std::string(p3.status().message()).find(splits.back()), std::string::npos) << p3.status();
+}
+
+}  // namespace
+}  // namespace quarry::exporter::gguf
+
+namespace quarry::exporter::gguf {
+namespace {
+
+// A model directory with the fixture's weights and `tokenizer_json` as its tokenizer.json.
+std::string ModelWithTokenizer(const std::string& dir, const std::string& tokenizer_json) {
+  const std::string llama = Shared("models/tiny-llama-kjv");
+  fs::create_directories(dir);
+  fs::copy_file(llama + "/config.json", dir + "/config.json", fs::copy_options::overwrite_existing);
+  fs::remove(dir + "/model.safetensors");
+  fs::create_symlink(llama + "/model.safetensors", dir + "/model.safetensors");
+  fs::copy_file(tokenizer_json, dir + "/tokenizer.json", fs::copy_options::overwrite_existing);
+  return dir;
+}
+
+// The tokenizer Quarry rebuilds from a GGUF encodes text exactly as the source tokenizer does:
+// SentencePiece (the fixture's tokenizer.model, on the whole eval text) and byte-level BPE
+// (GPT-2's and Llama 3's pre-tokenizers, which give tokenizer.ggml.pre gpt-2 / llama-bpe).
+TEST(GgufTokenizer, RebuiltTokenizersEncodeAsTheSource) {
+  const std::string dir = TempDir("tok");
+  struct Case {
+    std::string model_dir, pre;
+  };
+  std::vector<Case> cases = {
+      {Shared("models/tiny-llama-kjv"), ""},
+      {ModelWithTokenizer(dir + "/gpt2", Shared("tokenizers/gpt2_tiny.json")), "gpt-2"},
+      {ModelWithTokenizer(dir + "/llama3", Shared("tokenizers/llama3_tiny.json")), "llama-bpe"},
+  };
+  const std::string eval = ReadAll(Shared("kjv-eval.txt"));
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.model_dir);
+    QuantizeOptions o;
+    o.model_dir = c.model_dir;
+    auto cfg = PresetConfig("int4_wo_32");
+    ASSERT_TRUE(cfg.ok());
+    o.config = *cfg;
+    o.export_options.format = ExportFormat::kGguf;
+    o.export_options.write_report = false;
+    o.output_dir = dir + "/out_" + fs::path(c.model_dir).filename().string();
+    auto r = QuantizeModel(o);
+    ASSERT_TRUE(r.ok()) << r.status();
+    auto f = GgufFile::Open(o.output_dir + "/model.gguf");
+    ASSERT_TRUE(f.ok()) << f.status();
+    EXPECT_EQ(*(*f)->GetString("tokenizer.ggml.model"), c.pre.empty() ? "llama" : "gpt2");
+    if (!c.pre.empty()) EXPECT_EQ(*(*f)->GetString("tokenizer.ggml.pre"), c.pre);
+    EXPECT_EQ((*f)->Find("tokenizer.ggml.tokens")->array.size(), 4096u) << "padded to vocab_size";
+    auto src = Tokenizer::FromModelDir(c.model_dir);
+    ASSERT_TRUE(src.ok()) << src.status();
+    auto rebuilt = TokenizerFromGguf(**f);
+    ASSERT_TRUE(rebuilt.ok()) << rebuilt.status();
+    EXPECT_EQ((*rebuilt)->bos_id(), (*src)->bos_id());
+    for (const std::string text : {std::string("In the beginning God created the heaven's 1234 "
+                                               "earth.\n\n  And  the\tearth"),
+                                   std::string("caf\xC3\xA9 \xE2\x80\x94 <|endoftext|> x"),
+                                   eval.substr(0, 20000)}) {
+      for (bool special : {false, true})
+        EXPECT_EQ((*rebuilt)->Encode(text, special), (*src)->Encode(text, special))
+            << text.substr(0, 40) << " special " << special;
+    }
+  }
 }
 
 }  // namespace
