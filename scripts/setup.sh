@@ -46,6 +46,32 @@ for lib in libblas.so.3 liblapack.so.3; do
   fi
 done
 
+# llama.cpp for the GGUF runtime tests (ctest -L runtime): node-llama-cpp 3.21.1 and its prebuilt
+# linux-x64 CPU library, pinned by tests/runtime/package-lock.json, into tests/runtime/node_modules
+# (git-ignored; ~83 MB, ~10 s). --omit=optional leaves out the other platforms' and GPU builds
+# (~650 MB); --ignore-scripts skips node-llama-cpp's postinstall (it would offer to build
+# llama.cpp; the prebuilt library needs nothing). Needs Node.js >= 20 with npm and the npm
+# registry once; skipped when that lockfile is installed already. Without it the runtime tests
+# fail, saying so.
+runtime_dir=$(cd "$(dirname "$0")/../tests/runtime" && pwd)
+stamp=$runtime_dir/node_modules/.quarry-installed-lock.json
+node_major=$(node --version 2>/dev/null | sed -n 's/^v\([0-9]*\).*/\1/p')
+if [[ -z $node_major || $node_major -lt 20 ]] || ! command -v npm >/dev/null; then
+  echo "setup: WARNING: Node.js >= 20 with npm not found; the llama.cpp runtime tests" \
+       "(ctest -L runtime) will fail" >&2
+elif cmp -s "$runtime_dir/package-lock.json" "$stamp"; then
+  echo "setup: node-llama-cpp present (tests/runtime/node_modules)"
+else
+  echo "setup: installing node-llama-cpp (tests/runtime/package-lock.json)"
+  if (cd "$runtime_dir" && npm ci --omit=optional --ignore-scripts --no-audit --no-fund \
+        --loglevel=error >/dev/null) &&
+     node "$runtime_dir/llama_cpp_nll.mjs" --check >/dev/null; then
+    cp "$runtime_dir/package-lock.json" "$stamp"
+  else
+    echo "setup: WARNING: installing node-llama-cpp failed; the runtime tests will fail" >&2
+  fi
+fi
+
 # Check the BLAS that LibTorch actually uses: build a tiny matmul probe and print its GFLOP/s.
 here=$(cd "$(dirname "$0")" && pwd)
 probe_dir=${TMPDIR:-/tmp}/quarry-setup-$$
