@@ -38,6 +38,11 @@ struct QuantizationSpec {
   std::optional<Dtype> mx_element_dtype;              // default None
   std::optional<ZeroPointType> zero_point_type = ZeroPointType::kInt32;  // default int32
   bool is_scale_quant = false;                        // default False
+  // Quarry extension, not part of Quark's config language (never read from or written to JSON):
+  // with scale_type float16 and integer zero points, each scale is also rounded (to fewer
+  // significant bits where needed) so that scale * zero_point is a float16 too. Set by
+  // export_format gguf, whose Q4_1 blocks store the minimum -scale * zero_point in float16.
+  bool exact_float16_min = false;
   bool operator==(const QuantizationSpec&) const = default;
 };
 

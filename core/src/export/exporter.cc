@@ -38,6 +38,8 @@ int RoundScalesToHalf(std::optional<TensorSpecs>& specs) {
       continue;  // pof2 / float16 / bfloat16 already fix the scale grid
     if (s.scale_format && *s.scale_format != "float32") continue;
     s.scale_type = ScaleType::kFloat16;
+    // Q4_1 stores -scale * zero_point in float16 as well: make it exact (asymmetric specs).
+    if (!s.symmetric.value_or(true)) s.exact_float16_min = true;
     ++n;
   }
   return n;
@@ -54,8 +56,9 @@ std::vector<std::string> AdaptConfigToFormat(ExportFormat format, Config* config
   if (n > 0)
     lines.push_back(absl::StrCat(
         "export_format gguf: ", n, n == 1 ? " integer weight spec gets" : " integer weight specs get",
-        " scale_type float16 (ggml stores block scales in float16; the job's weights are then "
-        "exactly the GGUF's)"));
+        " scale_type float16 (ggml stores block scales in float16; asymmetric ones also round "
+        "each scale so that Q4_1's minimum -scale * zero_point is a float16: the job's weights "
+        "are then exactly the GGUF's)"));
   return lines;
 }
 

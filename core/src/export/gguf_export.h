@@ -13,8 +13,9 @@
 //   Tensors renamed (gguf_format.h GgufName), q/k rows permuted for the "llama" architecture,
 //   quantized linears as the exact ggml type of their spec (gguf_format.h ExactType; plans with
 //   no exact type fail in Create, before any layer runs), everything else float.
-// warnings() ends with the exactness summary: how many quantized weights the file holds with a
-// value different from the job's (0 except Q4_1's float16 minimum), and the largest change.
+// warnings() ends with a line counting the quantized weights the file holds with a value
+// different from the job's, and the largest change, when there are any (none for jobs that ran
+// with AdaptConfigToFormat's specs; a spec whose scales are not float16 would).
 #pragma once
 
 #include <map>

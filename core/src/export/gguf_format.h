@@ -24,13 +24,14 @@
 //   int8  symmetric, float scale          -> Q8_0   (d = the scale in float16)
 //   int4  symmetric, float scale          -> Q4_0   (d = the scale in float16, q = code + 8)
 //   uint4 asymmetric, float scale         -> Q4_1   (d = scale in float16, m = -scale * zero
-//                                                    point in float16: not always exact, the
-//                                                    exporter counts and reports the weights
-//                                                    whose value m's rounding changes)
+//                                                    point in float16: exact when the job ran
+//                                                    with exact_float16_min, as GGUF jobs do;
+//                                                    otherwise the exporter counts and reports
+//                                                    the weights whose value m's rounding moves)
 //   fp4 (E2M1) with scale_format e8m0     -> MXFP4  (OCP MXFP4Spec; exact)
 // A job that exports GGUF runs its integer weight quantizers with float16 scales
-// (exporter::AdaptConfigToFormat), so the GGUF holds the job's weights bit for bit (Q4_1: up to
-// the reported m rounding). Unquantized weights keep the checkpoint's F16 / BF16 / F32; 1-D
+// (exporter::AdaptConfigToFormat; asymmetric ones with exact_float16_min), so the GGUF holds the
+// job's weights bit for bit. Unquantized weights keep the checkpoint's F16 / BF16 / F32; 1-D
 // tensors (norms, biases) are written F32 as llama.cpp's convert_hf_to_gguf.py does (a lossless
 // widening of bf16/f16); tensors an algorithm changed are F32.
 #pragma once

@@ -155,6 +155,7 @@ absl::StatusOr<QuantPlan> PlanScaled(const QuantizationSpec& spec, QuantPlan pla
   }
   if (spec.scale_type == ScaleType::kFloat16 || spec.scale_type == ScaleType::kBfloat16) {
     plan.scale_rounding = spec.scale_type;
+    plan.exact_float16_min = spec.exact_float16_min && spec.scale_type == ScaleType::kFloat16;
   }
 
   const bool is_int = IsIntegerDtype(spec.dtype);

@@ -54,6 +54,7 @@ struct QuantPlan {
 
   // Scales stored in reduced precision (scale_type float16 / bfloat16); float32 otherwise.
   std::optional<ScaleType> scale_rounding;
+  bool exact_float16_min = false;  // QuantizationSpec::exact_float16_min (float16 scale rounding)
 
   std::string observer;  // resolved observer class name
   bool dynamic = false;  // spec.is_dynamic (None = false); always true for mx6, mx9 and bfp16

@@ -466,14 +466,17 @@ QuantizeOptions Job(const std::string& model, Config config, const std::string& 
 }
 
 // The job's weights: the same job exported as fake-quantized float safetensors. GGUF jobs store
-// integer scales in float16 (gguf_format.h), so this job gets scale_type float16 too; done here
-// by hand, not through the exporter's own helper.
+// integer scales in float16 (gguf_format.h), so this job gets scale_type float16 too, and
+// asymmetric (Q4_1) specs exact_float16_min (the minimum -scale * zero_point a float16 as well);
+// done here by hand, not through the exporter's own helper.
 std::map<std::string, at::Tensor> FakeQuantizedWeights(const TypeCase& c, bool gptq,
                                                        const std::string& out) {
   Config cfg = ConfigFor(c, gptq);
   for (QuantizationSpec& s : cfg.global_quant_config.weight->specs)
-    if (s.dtype == Dtype::kInt8 || s.dtype == Dtype::kInt4 || s.dtype == Dtype::kUint4)
+    if (s.dtype == Dtype::kInt8 || s.dtype == Dtype::kInt4 || s.dtype == Dtype::kUint4) {
       s.scale_type = ScaleType::kFloat16;
+      s.exact_float16_min = s.dtype == Dtype::kUint4;
+    }
   QuantizeOptions o = Job(kLlama, cfg, out);
   o.export_options.real_quantized = false;
   auto r = QuantizeModel(o);
@@ -688,9 +691,8 @@ TEST_P(GgufJobTest, FileReadsBackAndHoldsTheJobsWeightsBitForBit) {
   ASSERT_FALSE(fake.empty());
   const Exactness e = CheckValues(*f, c, fake);
   EXPECT_EQ(e.weights, 8 * (2 * 256 * 256 + 2 * 256 * 128 + 3 * 256 * 768));
-  if (c.id == 3) {
-    EXPECT_GT(e.changed, 0) << "uint4 zero points make some f16 minimums inexact";
-  }
+  // Every type, Q4_1 included (its minimums are exact float16s through exact_float16_min).
+  EXPECT_EQ(e.changed, 0) << "weights of the GGUF differ from the job's";
   EXPECT_TRUE(LoggedCount(rec.logs, e))
       << "the log does not say '" << e.changed << " of " << e.weights << "' weights differ; logs:\n"
       << [&] {

@@ -146,6 +146,8 @@ QuantParams ParamsFromRange(const QuantPlan& plan, const at::Tensor& min_t, cons
         std::all_of(z, z + n, [](float v) { return v == 127.0f; })) {
       std::fill(z, z + n, 128.0f);
     }
+    if (plan.exact_float16_min)
+      for (int64_t p = 0; p < n; ++p) s[p] = ref::Float16ScaleWithExactMin(s[p], z[p]);
     params.scale = RoundScaleStorage(plan, scale).reshape(param_shape);
     params.zero_point = (plan.float_zero_point ? zp : zp.to(at::kInt)).reshape(param_shape);
     return params;

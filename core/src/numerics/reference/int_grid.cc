@@ -1,5 +1,7 @@
 #include "numerics/reference/int_grid.h"
 
+#include <c10/util/Half.h>
+
 #include <cmath>
 #include <limits>
 
@@ -36,6 +38,25 @@ float RoundValue(float v, RoundType round) {
     case RoundType::kFloor: return std::floor(v);
   }
   return std::nearbyint(v);
+}
+
+namespace {
+float ToHalfAndBack(float v) { return static_cast<float>(c10::Half(v)); }
+}  // namespace
+
+float Float16ScaleWithExactMin(float scale, float zero_point) {
+  const float h = ToHalfAndBack(scale);
+  if (zero_point == 0.0f || !std::isfinite(scale) || scale == 0.0f) return h;
+  for (int bits = 11; bits >= 1; --bits) {
+    int e = 0;
+    const float m = std::frexp(scale, &e);  // |m| in [0.5, 1)
+    const float r = std::ldexp(std::nearbyint(std::ldexp(m, bits)), e - bits);  // half-even
+    const float rh = ToHalfAndBack(r);
+    if (rh != r) continue;  // outside float16's normal grid at this precision
+    const float min = r * zero_point;  // exact in float32: at most 11 + 8 significant bits
+    if (ToHalfAndBack(min) == min) return r;
+  }
+  return h;
 }
 
 float EffectiveIntScale(float scale) { return scale < kFloat32Tiny ? kFloat32Tiny : scale; }

@@ -33,6 +33,14 @@ float DequantizeIntValue(float q, float scale, float zero_point);
 float FakeQuantIntValue(float x, float scale, float zero_point, float qmin, float qmax,
                         RoundType round);
 
+// The float16 scale closest to `scale` (round to nearest even) such that scale * zero_point is
+// exactly a float16 as well: with s = M * 2^e (M odd), s * z is a float16 iff M * odd(z) has at
+// most 11 significant bits (and the product is in float16's range), so s keeps 11 significant
+// bits when odd(z) = 1 and fewer otherwise (10 for z = 3, 9 for z = 5..7, ...). z = 0: plain
+// float16 rounding. Falls back to float16(scale) when no rounding makes the product exact
+// (subnormal products): the caller's exactness check reports those.
+float Float16ScaleWithExactMin(float scale, float zero_point);
+
 struct IntParams {
   float scale;
   float zero_point;  // integral unless float_zero_point
