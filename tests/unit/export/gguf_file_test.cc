@@ -3,7 +3,11 @@
 // of a real job read back as the single file reads; and the q/k permutation / name mapping.
 #include <gtest/gtest.h>
 
+#include <c10/util/Half.h>
+
+#include <cmath>
 #include <cstdlib>
+#include <random>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -291,3 +295,44 @@ TEST(GgufTokenizer, RebuiltTokenizersEncodeAsTheSource) {
 
 }  // namespace
 }  // namespace quarry::exporter::gguf
+
+#include "numerics/reference/int_grid.h"
+
+namespace quarry::numerics::ref {
+namespace {
+
+float Half(float v) { return static_cast<float>(c10::Half(v)); }
+
+// exact_float16_min's rounding: a float16 scale whose product with the zero point is a float16,
+// the nearest such to the scale, losing bits only when odd(z) > 1.
+TEST(Float16ScaleWithExactMin, KeepsScaleTimesZeroPointInFloat16) {
+  std::mt19937 rng(7);
+  std::uniform_real_distribution<float> log_scale(-14.0f, 4.0f);
+  int reduced = 0;
+  for (int k = 0; k < 20000; ++k) {
+    const float s = std::exp2(log_scale(rng));
+    const float z = static_cast<float>(k % 16);
+    const float r = Float16ScaleWithExactMin(s, z);
+    ASSERT_EQ(Half(r), r) << "a float16: s " << s << " z " << z;
+    ASSERT_EQ(Half(r * z), r * z) << "s * z a float16: s " << s << " z " << z;
+    const int odd = z == 0 ? 1 : static_cast<int>(z) >> __builtin_ctz(static_cast<int>(z));
+    if (odd == 1) {
+      ASSERT_EQ(r, Half(s)) << "odd(z) = 1 needs no extra rounding: s " << s << " z " << z;
+    } else {
+      // odd(z) < 2^b: the scale keeps at least 11 - b significant bits.
+      const int b = 32 - __builtin_clz(odd);
+      ASSERT_LE(std::abs(r - s), std::ldexp(std::abs(s), -(11 - b))) << s << " " << z;
+      reduced += r != Half(s);
+    }
+  }
+  EXPECT_GT(reduced, 0);
+  EXPECT_EQ(Float16ScaleWithExactMin(0.0f, 5.0f), 0.0f);
+  // 1 + 2^-10 (11 significant bits) times 3 needs 12 bits: one bit goes.
+  const float s = 1.0f + std::ldexp(1.0f, -10);
+  EXPECT_EQ(Half(s), s);
+  EXPECT_NE(Half(s * 3), s * 3);
+  EXPECT_EQ(Float16ScaleWithExactMin(s, 3.0f) * 3, Half(Float16ScaleWithExactMin(s, 3.0f) * 3));
+}
+
+}  // namespace
+}  // namespace quarry::numerics::ref
