@@ -48,6 +48,17 @@ int main(int argc, char** argv) {
                  "losses count)")->capture_default_str();
   app.add_option("--log-level", o.log_level, "Server log threshold: 0 DEBUG, 1 INFO, "
                  "2 WARNING, 3 ERROR, 4 CRITICAL")->capture_default_str();
+  app.add_option("--tls-cert", o.tls_cert, "PEM certificate chain: TLS on the gRPC port and "
+                 "the metrics/health endpoint (reloaded on SIGHUP)");
+  app.add_option("--tls-key", o.tls_key, "PEM private key of --tls-cert");
+  app.add_option("--tls-client-ca", o.tls_client_ca, "PEM CA bundle for client certificates "
+                 "(mutual TLS): workers must present a certificate it signed");
+  app.add_flag("--allow-insecure", o.allow_insecure, "Serve plaintext on a non-loopback "
+               "--listen / --metrics-listen (refused by default)");
+  app.add_option("--auth-tokens", o.auth_tokens, "Bearer-token file: one 'sha256:<hex of the "
+                 "token> tenant=<name> roles=<role>,... [expires=<RFC 3339>] [id=<name>]' line "
+                 "per token; roles submit, read, cancel, admin, worker; reloaded on SIGHUP. "
+                 "Without it the server is open (every caller is admin)");
   std::string address_file;
   app.add_option("--address-file", address_file, "Once listening, write the address clients "
                  "dial (with the real port) to this file, then a newline (for scripts and tests)");
@@ -58,6 +69,7 @@ int main(int argc, char** argv) {
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   auto server = quarry::server::Server::Start(o);
@@ -82,11 +94,19 @@ int main(int argc, char** argv) {
       return 1;
     }
   }
+  // SIGHUP reloads the token file and the TLS files; SIGINT/SIGTERM shut down.
   std::thread waiter([&] {
-    int sig = 0;
-    sigwait(&signals, &sig);
-    std::fprintf(stderr, "quarry-server: signal %d, shutting down\n", sig);
-    (*server)->Shutdown();
+    for (;;) {
+      int sig = 0;
+      sigwait(&signals, &sig);
+      if (sig == SIGHUP) {
+        (*server)->Reload().IgnoreError();  // Reload() reports on stderr and in the audit log
+        continue;
+      }
+      std::fprintf(stderr, "quarry-server: signal %d, shutting down\n", sig);
+      (*server)->Shutdown();
+      return;
+    }
   });
   (*server)->Wait();
   // Wake the signal thread if the server stopped on its own.

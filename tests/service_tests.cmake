@@ -14,6 +14,7 @@ quarry_add_test(quarry_server_unit_tests
     unit/server/spec_resolver_test.cc
     unit/server/metrics_test.cc
     unit/server/local_workers_test.cc
+    unit/server/auth_test.cc
   LIBS quarry_server quarry_core SQLite::SQLite3 absl::synchronization absl::time
   PER_SUITE)
 target_include_directories(quarry_server_unit_tests PRIVATE ${CMAKE_SOURCE_DIR}/server/src)
@@ -51,3 +52,11 @@ quarry_add_test(quarry_worker_unit_tests
   LIBS quarry_worker quarry_convert quarry_core
   PER_SUITE)
 target_include_directories(quarry_worker_unit_tests PRIVATE ${CMAKE_SOURCE_DIR}/worker/src)
+
+# Securing the service (issue 17): TLS, mutual TLS workers, tokens/roles/tenants, token and
+# certificate reload on SIGHUP, the audit log. Certificates are made by the test with openssl.
+quarry_add_test(quarry_security_tests
+  SOURCES integration/security_test.cc integration/service_harness.cc
+  LIBS ${_quarry_service_test_libs}
+  TIMEOUT 600 COST 10)
+add_dependencies(quarry_security_tests quarry-server quarry-worker)

@@ -40,7 +40,24 @@ int main(int argc, char** argv) {
                  "the pod's terminationGracePeriodSeconds)")->capture_default_str();
   app.add_flag("--exit-on-disconnect", o.exit_on_disconnect, "Exit when the server goes away "
                "instead of reconnecting");
+  std::string token_file;
+  app.add_option("--tls-ca", o.security.tls_ca, "PEM file of the CA that signed the server's "
+                 "certificate (enables TLS)");
+  app.add_option("--tls-cert", o.security.tls_cert, "PEM client certificate chain for mutual "
+                 "TLS (required by a server with --tls-client-ca)");
+  app.add_option("--tls-key", o.security.tls_key, "PEM private key of --tls-cert");
+  app.add_option("--tls-server-name", o.security.tls_server_name, "Name to expect in the "
+                 "server's certificate instead of the host of --server");
+  app.add_option("--token-file", token_file, "File whose first line is a token with the worker "
+                 "role (default $QUARRY_TOKEN; needed when the server has --auth-tokens and no "
+                 "--tls-client-ca)");
   CLI11_PARSE(app, argc, argv);
+  auto token = quarry::client::ResolveToken(token_file);
+  if (!token.ok()) {
+    std::fprintf(stderr, "quarry-worker: %s\n", std::string(token.status().message()).c_str());
+    return 2;
+  }
+  o.security.token = *token;
 
   // Block the termination signals in every thread; one thread waits for them: the first drains
   // the worker (on a thread of its own, as Drain() blocks), a second stops it at once (the job

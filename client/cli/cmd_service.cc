@@ -2,6 +2,7 @@
 // upload-dataset | quantize: the service commands. Each callback fills a request from its
 // options and calls the client library (or, for `quantize` without a server, an embedded server
 // with one local worker).
+#include <openssl/evp.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -13,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/time/time.h"
 #include "cli/commands.h"
 #include "cli/job_view.h"
 #include "convert/config_convert.h"
@@ -30,6 +32,13 @@ namespace fs = std::filesystem;
 std::unique_ptr<client::Client> Connect(const GlobalOptions& global) {
   client::ClientOptions o;
   o.server = global.server.empty() ? client::DefaultServerAddress() : global.server;
+  o.security.tls_ca = global.tls_ca;
+  o.security.tls_cert = global.tls_cert;
+  o.security.tls_key = global.tls_key;
+  o.security.tls_server_name = global.tls_server_name;
+  auto token = client::ResolveToken(global.token_file);
+  if (!token.ok()) Fail(token.status());
+  o.security.token = *token;
   auto c = client::Client::Create(o);
   if (!c.ok()) Fail(c.status());
   return std::move(*c);
@@ -566,6 +575,95 @@ void AddServiceCommands(CLI::App& app, GlobalOptions& global) {
         std::printf("%s\n", ToJson(*r).c_str());
       } else {
         std::printf("%s\n", r->id().c_str());
+      }
+    });
+  }
+
+  // quarry audit
+  {
+    static int limit = 100;
+    static std::string tenant, action, since;
+    auto* sub = app.add_subcommand("audit", "Show the server's audit log, newest first (who did "
+                                            "what, when; needs an admin token)");
+    sub->add_option("--limit", limit, "At most this many rows")->capture_default_str();
+    sub->add_option("--tenant", tenant, "Only this tenant's rows");
+    sub->add_option("--action", action, "Only this action: submit, cancel, download, upload, "
+                                        "worker_register, auth_failure, permission_denied, "
+                                        "not_found, reload");
+    sub->add_option("--since", since, "Only rows at or after this RFC 3339 time");
+    sub->callback([&global] {
+      v1::ListAuditEventsRequest req;
+      req.set_limit(limit);
+      req.set_tenant(tenant);
+      req.set_action(action);
+      if (!since.empty()) {
+        absl::Time t;
+        std::string why;
+        if (!absl::ParseTime(absl::RFC3339_full, since, &t, &why))
+          Fail(absl::InvalidArgumentError(absl::StrCat("--since '", since, "': ", why)));
+        req.set_since_unix_ms(absl::ToUnixMillis(t));
+      }
+      auto c = Connect(global);
+      auto events = c->ListAuditEvents(req);
+      if (!events.ok()) Fail(events.status());
+      if (global.json) {
+        std::vector<std::string> items;
+        for (const auto& e : *events) items.push_back(ToJson(e));
+        std::printf("[%s]\n", absl::StrJoin(items, ",").c_str());
+        return;
+      }
+      std::printf("%-19s  %-17s %-12s %-14s %-16s %-24s %s\n", "TIME", "ACTION", "TENANT",
+                  "TOKEN", "CODE", "TARGET", "PEER / DETAIL");
+      for (const auto& e : *events)
+        std::printf("%-19s  %-17s %-12s %-14s %-16s %-24s %s%s%s\n",
+                    FormatTime(e.time_unix_ms()).c_str(), e.action().c_str(),
+                    e.tenant().empty() ? "-" : e.tenant().c_str(),
+                    e.token_id().empty() ? "-" : e.token_id().c_str(), e.code().c_str(),
+                    e.target().empty() ? "-" : e.target().c_str(), e.peer().c_str(),
+                    e.detail().empty() ? "" : "  ", e.detail().c_str());
+    });
+  }
+
+  // quarry token new
+  {
+    auto* token = app.add_subcommand("token", "Make bearer tokens for --auth-tokens files");
+    token->require_subcommand(1);
+    static std::string tenant, roles = "submit,read,cancel", expires, id;
+    auto* sub = token->add_subcommand(
+        "new", "Print a new random token and the line for the server's --auth-tokens file "
+               "(the file keeps only the hash; give the token to its user)");
+    sub->add_option("--tenant", tenant, "Tenant the token acts for")->required();
+    sub->add_option("--roles", roles, "Comma-separated: submit, read, cancel, admin, worker")
+        ->capture_default_str();
+    sub->add_option("--expires", expires, "RFC 3339 expiry time (default: never)");
+    sub->add_option("--id", id, "Token id shown in the audit log (default: hash prefix)");
+    sub->callback([&global] {
+      unsigned char raw[32];
+      std::FILE* urandom = std::fopen("/dev/urandom", "rb");
+      if (urandom == nullptr || std::fread(raw, 1, sizeof(raw), urandom) != sizeof(raw))
+        Fail(absl::InternalError("cannot read /dev/urandom"));
+      std::fclose(urandom);
+      std::string secret = "qt_";
+      static const char* kHex = "0123456789abcdef";
+      for (unsigned char b : raw) {
+        secret.push_back(kHex[b >> 4]);
+        secret.push_back(kHex[b & 15]);
+      }
+      unsigned char d[EVP_MAX_MD_SIZE];
+      unsigned int len = 0;
+      EVP_Digest(secret.data(), secret.size(), d, &len, EVP_sha256(), nullptr);
+      std::string hex;
+      for (unsigned int i = 0; i < len; ++i) {
+        hex.push_back(kHex[d[i] >> 4]);
+        hex.push_back(kHex[d[i] & 15]);
+      }
+      std::string line = absl::StrCat("sha256:", hex, " tenant=", tenant, " roles=", roles,
+                                      expires.empty() ? "" : " expires=", expires,
+                                      id.empty() ? "" : " id=", id);
+      if (global.json) {
+        std::printf("{\"token\":\"%s\",\"line\":\"%s\"}\n", secret.c_str(), line.c_str());
+      } else {
+        std::printf("token: %s\nline:  %s\n", secret.c_str(), line.c_str());
       }
     });
   }

@@ -16,6 +16,10 @@ namespace quarry::cli {
 struct GlobalOptions {
   std::string server;  // --server; default $QUARRY_SERVER, then 127.0.0.1:50051
   bool json = false;   // --json: machine-readable output
+  // --token-file (default $QUARRY_TOKEN), --tls-ca, --tls-cert, --tls-key, --tls-server-name;
+  // default: no token, plaintext.
+  std::string token_file;
+  std::string tls_ca, tls_cert, tls_key, tls_server_name;
 };
 
 void AddConfigCommands(CLI::App& app, GlobalOptions& global);   // cmd_config.cc

@@ -34,6 +34,14 @@ int main(int argc, char** argv) {
                  "Server address host:port or unix:/path (default $QUARRY_SERVER, then "
                  "127.0.0.1:50051)");
   app.add_flag("--json", global.json, "Machine-readable JSON output");
+  app.add_option("--token-file", global.token_file, "File whose first line is the bearer token "
+                 "(default $QUARRY_TOKEN)");
+  app.add_option("--tls-ca", global.tls_ca, "PEM file of the CA that signed the server's "
+                 "certificate (enables TLS)");
+  app.add_option("--tls-cert", global.tls_cert, "PEM client certificate chain (mutual TLS)");
+  app.add_option("--tls-key", global.tls_key, "PEM private key of --tls-cert");
+  app.add_option("--tls-server-name", global.tls_server_name, "Name to expect in the server's "
+                 "certificate instead of the host of --server");
   quarry::cli::AddConfigCommands(app, global);
   quarry::cli::AddTensorCommands(app, global);
   quarry::cli::AddLocalCommands(app, global);

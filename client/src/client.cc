@@ -16,6 +16,7 @@
 #include "absl/strings/str_format.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "quarry/client/grpc_status.h"
+#include "quarry/client/security.h"
 #include "quarry/v1/jobs.grpc.pb.h"
 
 namespace quarry::client {
@@ -91,6 +92,7 @@ class ClientImpl final : public Client {
 
   absl::Status CheckHealth() override {
     grpc::ClientContext ctx;
+    AddCallCredentials(options_.security, &ctx);
     SetDeadline(ctx);
     grpc::health::v1::HealthCheckRequest req;
     grpc::health::v1::HealthCheckResponse resp;
@@ -110,6 +112,7 @@ class ClientImpl final : public Client {
     // With a request_id the call is idempotent, so a lost response can be retried safely.
     for (int attempt = 0;; ++attempt) {
       grpc::ClientContext ctx;
+      AddCallCredentials(options_.security, &ctx);
       SetDeadline(ctx);
       grpc::Status st = stub_->SubmitJob(&ctx, req, &job);
       if (st.ok()) return job;
@@ -126,6 +129,7 @@ class ClientImpl final : public Client {
   grpc::Status CallIdempotent(Call call) {
     for (int attempt = 0;; ++attempt) {
       grpc::ClientContext ctx;
+      AddCallCredentials(options_.security, &ctx);
       SetDeadline(ctx);
       grpc::Status st = call(ctx);
       if (st.ok() || st.error_code() != grpc::StatusCode::UNAVAILABLE || attempt >= 3) return st;
@@ -169,6 +173,7 @@ class ClientImpl final : public Client {
     absl::Status result;
     for (;;) {
       grpc::ClientContext ctx;
+      AddCallCredentials(options_.security, &ctx);
       v1::WatchJobRequest req;
       req.set_job_id(options.job_id);
       req.set_from_seq(last);
@@ -214,6 +219,7 @@ class ClientImpl final : public Client {
     for (;;) {
       uint64_t offset = std::filesystem::exists(part, ec) ? std::filesystem::file_size(part, ec) : 0;
       grpc::ClientContext ctx;
+      AddCallCredentials(options_.security, &ctx);
       v1::DownloadArtifactRequest req;
       req.set_job_id(job_id);
       req.set_name(name);
@@ -311,9 +317,19 @@ class ClientImpl final : public Client {
                   p.filename().string());
   }
 
+  absl::StatusOr<std::vector<v1::AuditEvent>> ListAuditEvents(
+      const v1::ListAuditEventsRequest& req) override {
+    v1::ListAuditEventsResponse resp;
+    grpc::Status st = CallIdempotent(
+        [&](grpc::ClientContext& ctx) { return stub_->ListAuditEvents(&ctx, req, &resp); });
+    if (!st.ok()) return Annotated(st);
+    return std::vector<v1::AuditEvent>(resp.events().begin(), resp.events().end());
+  }
+
   absl::StatusOr<v1::ValidateConfigResponse> ValidateConfig(
       const v1::ValidateConfigRequest& req) override {
     grpc::ClientContext ctx;
+    AddCallCredentials(options_.security, &ctx);
     SetDeadline(ctx);
     v1::ValidateConfigResponse resp;
     grpc::Status st = stub_->ValidateConfig(&ctx, req, &resp);
@@ -344,6 +360,7 @@ class ClientImpl final : public Client {
     const std::string upload_id = RandomUploadId();
     for (int failures = 0;; ++failures) {
       grpc::ClientContext ctx;
+      AddCallCredentials(options_.security, &ctx);
       v1::UploadResponse resp;
       auto writer = model ? stub_->UploadModel(&ctx, &resp) : stub_->UploadDataset(&ctx, &resp);
       bool first = true;
@@ -421,8 +438,10 @@ absl::StatusOr<std::unique_ptr<Client>> Client::Create(ClientOptions options) {
   if (options.server.empty()) options.server = DefaultServerAddress();
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(options.max_message_bytes);
-  auto channel =
-      grpc::CreateCustomChannel(options.server, grpc::InsecureChannelCredentials(), args);
+  ApplyChannelArgs(options.security, &args);
+  auto creds = MakeChannelCredentials(options.security);
+  if (!creds.ok()) return creds.status();
+  auto channel = grpc::CreateCustomChannel(options.server, *creds, args);
   if (channel == nullptr)
     return absl::InvalidArgumentError(absl::StrCat("bad server address '", options.server, "'"));
   return std::unique_ptr<Client>(new ClientImpl(std::move(options), std::move(channel)));

@@ -3,17 +3,25 @@
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
+#include <random>
 #include <thread>
+
+#include <nlohmann/json.hpp>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "auth/audit_log.h"
+#include "auth/authenticator.h"
+#include "auth/server_tls.h"
 #include "env/clock.h"
 #include "env/file_system.h"
 #include "env/process_launcher.h"
@@ -42,6 +50,28 @@ std::string DefaultWorkerBinary() {
   return "quarry-worker";
 }
 
+// Whether `address` ("host:port", "[v6]:port" or "unix:/path") only accepts connections from
+// this machine.
+bool IsLoopback(const std::string& address) {
+  if (absl::StartsWith(address, "unix:")) return true;
+  std::string host = address.substr(0, address.rfind(':'));
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
+    host = host.substr(1, host.size() - 2);
+  return host == "localhost" || host == "::1" || absl::StartsWith(host, "127.");
+}
+
+std::string RandomToken() {
+  std::random_device rd;
+  std::string out;
+  static const char* kHex = "0123456789abcdef";
+  for (int i = 0; i < 32; ++i) {
+    unsigned v = rd();
+    out.push_back(kHex[v & 15]);
+    out.push_back(kHex[(v >> 4) & 15]);
+  }
+  return out;
+}
+
 class ServerImpl final : public Server {
  public:
   explicit ServerImpl(ServerOptions options) : options_(std::move(options)) {}
@@ -64,9 +94,40 @@ class ServerImpl final : public Server {
             absl::StrCat("--model-root '", root, "' is not a directory"));
     }
 
+    const bool tls = !options_.tls_cert.empty() || !options_.tls_key.empty();
+    if (!options_.tls_client_ca.empty() && !tls)
+      return absl::InvalidArgumentError("--tls-client-ca needs --tls-cert and --tls-key");
+    if (!tls && !options_.allow_insecure) {
+      for (const auto& [flag, address] :
+           {std::pair<std::string, std::string>{"--listen", options_.listen},
+            {"--metrics-listen", options_.metrics_listen}}) {
+        if (!address.empty() && !IsLoopback(address))
+          return absl::InvalidArgumentError(absl::StrCat(
+              flag, " ", address, " is not a loopback address: plaintext there needs "
+              "--allow-insecure (or give --tls-cert and --tls-key)"));
+      }
+    }
+
     auto store = JobStore::Open(data_dir + "/quarry.db");
     if (!store.ok()) return store.status();
     store_ = std::move(*store);
+    audit_ = std::make_unique<AuditLog>(store_.get(), RealClock());
+    AuthOptions ao;
+    ao.token_file = options_.auth_tokens;
+    ao.require_worker_cert = !options_.tls_client_ca.empty();
+    auto auth = Authenticator::Create(std::move(ao), audit_.get(), RealClock());
+    if (!auth.ok()) return auth.status();
+    auth_ = std::move(*auth);
+    if (tls) {
+      auto t = ServerTls::Create({options_.tls_cert, options_.tls_key, options_.tls_client_ca},
+                                 data_dir + "/tls");
+      if (!t.ok()) return t.status();
+      tls_ = std::move(*t);
+    }
+    if (auth_->open())
+      std::fprintf(stderr,
+                   "quarry-server: WARNING: no --auth-tokens: the server is open, every caller "
+                   "acts as admin of every job\n");
     artifacts_ = std::make_unique<ArtifactStore>(data_dir, PosixFileSystem());
     metrics_ = std::make_unique<ServerMetrics>();
     JobManagerOptions mo;
@@ -92,6 +153,8 @@ class ServerImpl final : public Server {
     deps.store = store_.get();
     deps.artifacts = artifacts_.get();
     deps.metrics = metrics_.get();
+    deps.auth = auth_.get();
+    deps.audit = audit_.get();
     deps.max_upload_bytes = options_.max_upload_bytes;
     // Leave room for the chunk's other fields under the message limit.
     deps.chunk_bytes = static_cast<size_t>(
@@ -102,7 +165,22 @@ class ServerImpl final : public Server {
     grpc::EnableDefaultHealthCheckService(true);
     grpc::reflection::InitProtoReflectionServerBuilderPlugin();
     grpc::ServerBuilder builder;
-    builder.AddListeningPort(options_.listen, grpc::InsecureServerCredentials(), &port_);
+    builder.AddListeningPort(options_.listen,
+                             tls_ ? tls_->GrpcCredentials() : grpc::InsecureServerCredentials(),
+                             &port_);
+    // With TLS, local workers dial a plaintext unix socket in the data dir (mode 0700) instead
+    // of the TLS port, so they need no certificate.
+    if (tls_ && options_.local_workers > 0) {
+      const std::string dir = data_dir + "/local";
+      std::filesystem::create_directories(dir, ec);
+      ::chmod(dir.c_str(), 0700);
+      local_address_ = absl::StrCat("unix:", dir, "/worker.sock");
+      if (local_address_.size() > 100)
+        return absl::InvalidArgumentError(absl::StrCat(
+            "--data-dir '", data_dir, "' is too long for the local workers' unix socket"));
+      std::filesystem::remove(dir + "/worker.sock", ec);
+      builder.AddListeningPort(local_address_, grpc::InsecureServerCredentials());
+    }
     builder.SetMaxReceiveMessageSize(options_.max_message_bytes);
     builder.SetMaxSendMessageSize(options_.max_message_bytes);
     builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, options_.max_concurrent_streams);
@@ -127,8 +205,14 @@ class ServerImpl final : public Server {
     server_->GetHealthCheckService()->SetServingStatus(true);
 
     if (!options_.metrics_listen.empty()) {
-      auto ep = metrics::HttpEndpoint::Start(options_.metrics_listen,
-                                             [m] { return m->registry().Render(); });
+      std::map<std::string, metrics::HttpPage> pages;
+      pages["/metrics"] = {"text/plain; version=0.0.4; charset=utf-8",
+                           [m] { return m->registry().Render(); }};
+      pages["/healthz"] = {"application/json", [this] { return HealthJson(); }};
+      std::function<std::shared_ptr<SSL_CTX>()> http_tls;
+      if (tls_) http_tls = [t = tls_.get()] { return t->HttpContext(); };
+      auto ep = metrics::HttpEndpoint::Start(options_.metrics_listen, std::move(pages),
+                                             std::move(http_tls));
       if (!ep.ok()) return ep.status();
       metrics_endpoint_ = std::move(*ep);
     }
@@ -138,7 +222,23 @@ class ServerImpl final : public Server {
       LocalWorkerOptions lo;
       lo.count = options_.local_workers;
       lo.binary = options_.worker_binary.empty() ? DefaultWorkerBinary() : options_.worker_binary;
-      lo.server_address = address_;
+      lo.server_address = local_address_.empty() ? address_ : local_address_;
+      if (!auth_->open()) {
+        // A token of their own, made now and kept out of the token file (it survives reloads).
+        const std::string token = RandomToken();
+        lo.token_file = data_dir + "/local/worker-token";
+        std::filesystem::create_directories(data_dir + "/local", ec);
+        ::chmod((data_dir + "/local").c_str(), 0700);
+        std::ofstream out(lo.token_file, std::ios::trunc);
+        out << token << "\n";
+        out.close();
+        ::chmod(lo.token_file.c_str(), 0600);
+        if (!out) return absl::InternalError(absl::StrCat("cannot write '", lo.token_file, "'"));
+        TokenEntry entry;
+        entry.id = "local-workers";
+        entry.roles = kRoleWorker;
+        auth_->AddInternalToken(token, entry);
+      }
       lo.device = options_.local_worker_device;
       unsigned hw = std::max(1u, std::thread::hardware_concurrency());
       lo.threads = options_.local_worker_threads > 0
@@ -158,6 +258,33 @@ class ServerImpl final : public Server {
   int port() const override { return port_; }
   std::string metrics_address() const override {
     return metrics_endpoint_ ? metrics_endpoint_->address() : "";
+  }
+
+  absl::Status Reload() override {
+    absl::Status result = auth_->Reload();
+    if (!result.ok())
+      std::fprintf(stderr, "quarry-server: token reload failed, keeping the old tokens: %s\n",
+                   result.ToString().c_str());
+    else if (!auth_->open())
+      std::fprintf(stderr, "quarry-server: reloaded %zu tokens from %s\n", auth_->token_count(),
+                   options_.auth_tokens.c_str());
+    if (tls_) {
+      absl::Status st = tls_->Reload();
+      v1::AuditEvent e;
+      e.set_peer("local");
+      e.set_action("reload");
+      e.set_target("tls");
+      audit_->Record(e, st);
+      if (!st.ok()) {
+        std::fprintf(stderr, "quarry-server: TLS reload failed, keeping the old certificate: %s\n",
+                     st.ToString().c_str());
+        if (result.ok()) result = st;
+      } else {
+        std::fprintf(stderr, "quarry-server: reloaded the TLS certificate from %s\n",
+                     options_.tls_cert.c_str());
+      }
+    }
+    return result;
   }
 
   void Shutdown() override {
@@ -197,6 +324,23 @@ class ServerImpl final : public Server {
     }
   }
 
+  // GET /healthz: whether the server serves, and how it is secured.
+  std::string HealthJson() {
+    bool serving;
+    {
+      absl::MutexLock lock(&mu_);
+      serving = !shut_down_;
+    }
+    nlohmann::json j = {{"status", serving ? "SERVING" : "NOT_SERVING"},
+                        {"auth", auth_->open() ? "open" : "tokens"},
+                        {"tokens", auth_->token_count()},
+                        {"tls", tls_ != nullptr},
+                        {"mutual_tls_workers", !options_.tls_client_ca.empty()}};
+    if (auth_->open())
+      j["warning"] = "no --auth-tokens: the server is open, every caller acts as admin";
+    return j.dump() + "\n";
+  }
+
   void RegisterCollectors() {
     ServerMetrics* m = metrics_.get();
     JobManager* manager = manager_.get();
@@ -219,6 +363,9 @@ class ServerImpl final : public Server {
 
   ServerOptions options_;
   std::unique_ptr<JobStore> store_;
+  std::unique_ptr<AuditLog> audit_;
+  std::unique_ptr<Authenticator> auth_;
+  std::unique_ptr<ServerTls> tls_;
   std::unique_ptr<ArtifactStore> artifacts_;
   std::unique_ptr<ServerMetrics> metrics_;
   std::unique_ptr<JobManager> manager_;
@@ -231,6 +378,7 @@ class ServerImpl final : public Server {
   std::thread ticker_;
   int port_ = 0;
   std::string address_;
+  std::string local_address_;  // local workers' plaintext unix socket (with TLS only)
   absl::Mutex mu_;
   bool shut_down_ ABSL_GUARDED_BY(mu_) = false;
   bool stopped_ ABSL_GUARDED_BY(mu_) = false;

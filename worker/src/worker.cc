@@ -35,6 +35,7 @@
 #include "job_options.h"
 #include "quarry/worker/job_runner.h"
 #include "quarry/client/grpc_status.h"
+#include "quarry/client/security.h"
 #include "quarry/v1/worker.grpc.pb.h"
 #include "system_info.h"
 #include <openssl/evp.h>
@@ -131,7 +132,12 @@ class WorkerImpl final : public Worker {
     args.SetMaxReceiveMessageSize(64 << 20);
     args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 20000);
     args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10000);
-    channel_ = grpc::CreateCustomChannel(options_.server, grpc::InsecureChannelCredentials(), args);
+    client::ApplyChannelArgs(options_.security, &args);
+    auto creds = client::MakeChannelCredentials(options_.security);
+    // Create() checked the credentials; a file that vanished since gets a channel that fails
+    // every call with the reason.
+    channel_ = grpc::CreateCustomChannel(
+        options_.server, creds.ok() ? *creds : grpc::InsecureChannelCredentials(), args);
     stub_ = v1::WorkerService::NewStub(channel_);
   }
 
@@ -325,6 +331,7 @@ class WorkerImpl final : public Worker {
   // One stream: hello, ack, then read until it breaks. Returns why it ended.
   absl::Status Session(bool* established) {
     grpc::ClientContext ctx;
+    client::AddCallCredentials(options_.security, &ctx);
     {
       absl::MutexLock lock(&mu_);
       if (stop_) return absl::CancelledError("stopping");
@@ -339,7 +346,9 @@ class WorkerImpl final : public Worker {
     *hello.mutable_hello() = Hello();
     v1::ServerMessage msg;
     if (!stream->Write(hello) || !stream->Read(&msg) || !msg.has_hello_ack()) {
-      ctx.TryCancel();
+      // A stream that ended has the server's status (e.g. UNAUTHENTICATED and why); only one
+      // still open (no ack as the first message) is cancelled, as that would replace it.
+      if (msg.payload_case() != v1::ServerMessage::PAYLOAD_NOT_SET) ctx.TryCancel();
       grpc::Status st = stream->Finish();
       clear_ctx();
       return st.ok() ? absl::UnavailableError("no hello ack") : FromGrpcStatus(st);
@@ -628,6 +637,7 @@ class WorkerImpl final : public Worker {
                      const std::string& id, const std::string& into) {
     EmitLog(job, 1, absl::StrCat("fetching ", kind, " ", id, " from the server"), "worker");
     grpc::ClientContext ctx;
+    client::AddCallCredentials(options_.security, &ctx);
     v1::FetchInputRequest req;
     req.set_kind(kind);
     req.set_id(id);
@@ -689,6 +699,7 @@ class WorkerImpl final : public Worker {
     uint64_t offset = 0;
     {
       grpc::ClientContext ctx;
+      client::AddCallCredentials(options_.security, &ctx);
       ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
       v1::ArtifactUploadStatusRequest req;
       req.set_job_id(a.job_id());
@@ -704,6 +715,7 @@ class WorkerImpl final : public Worker {
     if (!in) return absl::NotFoundError(absl::StrCat("cannot read '", path, "'"));
     in.seekg(static_cast<std::streamoff>(offset));
     grpc::ClientContext ctx;
+    client::AddCallCredentials(options_.security, &ctx);
     v1::ArtifactUploadResponse resp;
     auto writer = stub_->UploadArtifact(&ctx, &resp);
     std::string buf(kChunkBytes, '\0');
@@ -791,6 +803,8 @@ absl::StatusOr<std::unique_ptr<Worker>> Worker::CreateWithRunner(
   if (options.server.empty()) return absl::InvalidArgumentError("--server is required");
   absl::Status st = ValidateDevice(options.device);
   if (!st.ok()) return st;
+  if (auto creds = client::MakeChannelCredentials(options.security); !creds.ok())
+    return creds.status();
   return std::unique_ptr<Worker>(new WorkerImpl(std::move(options), std::move(runner)));
 }
 

@@ -175,6 +175,7 @@ absl::StatusOr<v1::Job> JobManager::Submit(NewJob nj) {
     *s.job.mutable_spec() = std::move(nj.spec);
     s.job.set_state(v1::JOB_STATE_QUEUED);
     s.job.set_created_unix_ms(clock_->NowUnixMs());
+    s.job.set_tenant(nj.tenant);
     s.assignment = std::move(nj.assignment);
     s.request_id = nj.request_id;
     s.device_kind = nj.device_kind;

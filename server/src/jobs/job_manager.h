@@ -98,6 +98,7 @@ struct NewJob {
   std::string device_kind;       // "" = any
   uint64_t memory_bytes = 0;     // estimated peak memory
   std::string request_id;        // idempotency key ("" = none)
+  std::string tenant;            // owner, stored as Job.tenant ("" = no auth)
 };
 
 struct ManagerStats {

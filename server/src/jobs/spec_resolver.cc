@@ -115,23 +115,26 @@ absl::StatusOr<uint64_t> EstimateJobMemory(const std::string& model_dir, int num
 }
 
 absl::StatusOr<std::string> SpecResolver::ResolveUpload(const std::string& id, UploadKind kind,
-                                                        const std::string& what) {
+                                                        const std::string& what,
+                                                        const std::string* tenant) {
   if (absl::Status st = ValidateRelativePath(id, what); !st.ok()) return st;
   QUARRY_ASSIGN_OR_RETURN(auto upload, store_->GetUpload(id));
-  if (!upload.has_value() || upload->kind != kind)
+  if (!upload.has_value() || upload->kind != kind ||
+      (tenant != nullptr && upload->tenant != *tenant))
     return absl::InvalidArgumentError(absl::StrCat(what, " '", id, "': no such upload"));
   if (!upload->complete)
     return absl::InvalidArgumentError(absl::StrCat(what, " '", id, "': the upload is incomplete"));
   return upload->path;
 }
 
-absl::StatusOr<std::string> SpecResolver::ResolveModel(const v1::ModelSource& model) {
+absl::StatusOr<std::string> SpecResolver::ResolveModel(const v1::ModelSource& model,
+                                                       const std::string* tenant) {
   switch (model.source_case()) {
     case v1::ModelSource::kPath:
       return CheckPathInRoots(model.path(), "model.path", roots_, /*want_directory=*/true);
     case v1::ModelSource::kUploadedModelId:
       return ResolveUpload(model.uploaded_model_id(), UploadKind::kModel,
-                           "model.uploaded_model_id");
+                           "model.uploaded_model_id", tenant);
     default:
       return absl::InvalidArgumentError("model: a path or an uploaded_model_id is required");
   }
@@ -156,12 +159,13 @@ absl::StatusOr<Config> SpecResolver::ResolveConfig(const v1::Config* config,
 }
 
 absl::StatusOr<NewJob> SpecResolver::Resolve(const v1::JobSpec& spec,
-                                             const std::string& request_id) {
+                                             const std::string& request_id,
+                                             const std::string* tenant) {
   NewJob out;
   out.spec = spec;
   out.request_id = request_id;
   v1::JobAssignment& a = out.assignment;
-  QUARRY_ASSIGN_OR_RETURN(std::string model_dir, ResolveModel(spec.model()));
+  QUARRY_ASSIGN_OR_RETURN(std::string model_dir, ResolveModel(spec.model(), tenant));
   a.set_model_path(model_dir);
 
   const v1::CalibrationData& calib = spec.calibration();
@@ -175,7 +179,7 @@ absl::StatusOr<NewJob> SpecResolver::Resolve(const v1::JobSpec& spec,
     case v1::CalibrationData::kUploadedDatasetId: {
       QUARRY_ASSIGN_OR_RETURN(std::string p,
                               ResolveUpload(calib.uploaded_dataset_id(), UploadKind::kDataset,
-                                            "calibration.uploaded_dataset_id"));
+                                            "calibration.uploaded_dataset_id", tenant));
       a.set_calibration_path(p);
       break;
     }
@@ -196,7 +200,7 @@ absl::StatusOr<NewJob> SpecResolver::Resolve(const v1::JobSpec& spec,
     } else if (ev.source_case() == v1::EvalOptions::kUploadedDatasetId) {
       QUARRY_ASSIGN_OR_RETURN(std::string p,
                               ResolveUpload(ev.uploaded_dataset_id(), UploadKind::kDataset,
-                                            "eval.uploaded_dataset_id"));
+                                            "eval.uploaded_dataset_id", tenant));
       a.set_eval_path(p);
     } else {
       return absl::InvalidArgumentError("eval: a path or an uploaded_dataset_id is required");

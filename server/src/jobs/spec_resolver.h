@@ -40,16 +40,20 @@ class SpecResolver {
       : roots_(std::move(model_roots)), store_(store), artifacts_(artifacts) {}
 
   // Everything Submit needs; the config is validated (INVALID_ARGUMENT lists every error).
-  absl::StatusOr<NewJob> Resolve(const v1::JobSpec& spec, const std::string& request_id);
+  // `tenant` non-null: uploads of other tenants are "no such upload" (the caller's tenant
+  // filter; null = every tenant's uploads are usable).
+  absl::StatusOr<NewJob> Resolve(const v1::JobSpec& spec, const std::string& request_id,
+                                 const std::string* tenant = nullptr);
   // The model directory a ModelSource names (after the checks above).
-  absl::StatusOr<std::string> ResolveModel(const v1::ModelSource& model);
+  absl::StatusOr<std::string> ResolveModel(const v1::ModelSource& model,
+                                           const std::string* tenant = nullptr);
   // The config a config_source names (exactly one of the three non-null), not yet validated.
   absl::StatusOr<Config> ResolveConfig(const v1::Config* config, const std::string* config_json,
                                        const std::string* preset);
 
  private:
   absl::StatusOr<std::string> ResolveUpload(const std::string& id, UploadKind kind,
-                                            const std::string& what);
+                                            const std::string& what, const std::string* tenant);
   const std::vector<std::string> roots_;
   JobStore* const store_;
   ArtifactStore* const artifacts_;

@@ -25,6 +25,10 @@ std::vector<std::string> LocalWorkerPool::Argv(int index) const {
     argv.push_back("--work-dir");
     argv.push_back(absl::StrCat(options_.work_dir, "/", WorkerId(index)));
   }
+  if (!options_.token_file.empty()) {
+    argv.push_back("--token-file");
+    argv.push_back(options_.token_file);
+  }
   return argv;
 }
 

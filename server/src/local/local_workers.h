@@ -29,6 +29,7 @@ struct LocalWorkerOptions {
   int threads = 0;             // --threads per worker (0 = the worker's default)
   std::string work_dir;        // parent of each worker's scratch dir ("" = worker default)
   std::string log_path;        // children's stdout/stderr ("" = inherit)
+  std::string token_file;      // --token-file of every worker ("" = none)
   int stop_grace_ms = 5000;    // SIGTERM -> SIGKILL delay at shutdown
   int poll_interval_ms = 100;  // how often the supervisor checks its children
   // Called after a child exited and was restarted (for metrics). Default none.

@@ -6,6 +6,8 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/time.h>
+#include <openssl/ssl.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -21,20 +23,58 @@ namespace {
 constexpr int kRequestTimeoutMs = 2000;
 constexpr size_t kMaxRequestBytes = 8192;
 
-void WriteAll(int fd, const std::string& data) {
-  size_t off = 0;
-  while (off < data.size()) {
-    ssize_t n = ::send(fd, data.data() + off, data.size() - off, MSG_NOSIGNAL);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return;
-    off += static_cast<size_t>(n);
+// One accepted connection, plaintext or TLS.
+class Conn {
+ public:
+  Conn(int fd, SSL* ssl) : fd_(fd), ssl_(ssl) {}
+  ~Conn() {
+    if (ssl_ != nullptr) {
+      SSL_shutdown(ssl_);
+      SSL_free(ssl_);
+    }
   }
-}
+  // Up to n bytes; <= 0 on end, error or timeout.
+  ssize_t Read(char* buf, size_t n) {
+    if (ssl_ == nullptr && !Readable()) return -1;
+    if (ssl_ != nullptr) {
+      if (SSL_pending(ssl_) == 0 && !Readable()) return -1;
+      return SSL_read(ssl_, buf, static_cast<int>(n));
+    }
+    return ::recv(fd_, buf, n, 0);
+  }
+  void WriteAll(const std::string& data) {
+    size_t off = 0;
+    while (off < data.size()) {
+      ssize_t n = ssl_ != nullptr
+                      ? SSL_write(ssl_, data.data() + off, static_cast<int>(data.size() - off))
+                      : ::send(fd_, data.data() + off, data.size() - off, MSG_NOSIGNAL);
+      if (n < 0 && ssl_ == nullptr && errno == EINTR) continue;
+      if (n <= 0) return;
+      off += static_cast<size_t>(n);
+    }
+  }
+
+ private:
+  bool Readable() {
+    pollfd p{fd_, POLLIN, 0};
+    return ::poll(&p, 1, kRequestTimeoutMs) > 0;
+  }
+  int fd_;
+  SSL* ssl_;
+};
 
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<HttpEndpoint>> HttpEndpoint::Start(
     const std::string& listen, std::function<std::string()> render) {
+  std::map<std::string, HttpPage> pages;
+  pages["/metrics"] = {"text/plain; version=0.0.4; charset=utf-8", std::move(render)};
+  return Start(listen, std::move(pages));
+}
+
+absl::StatusOr<std::unique_ptr<HttpEndpoint>> HttpEndpoint::Start(
+    const std::string& listen, std::map<std::string, HttpPage> pages,
+    std::function<std::shared_ptr<SSL_CTX>()> tls) {
   size_t colon = listen.rfind(':');
   if (colon == std::string::npos)
     return absl::InvalidArgumentError(
@@ -57,7 +97,8 @@ absl::StatusOr<std::unique_ptr<HttpEndpoint>> HttpEndpoint::Start(
     return absl::InvalidArgumentError(
         absl::StrCat("--metrics-listen '", listen, "': ", gai_strerror(gai)));
   std::unique_ptr<HttpEndpoint> ep(new HttpEndpoint());
-  ep->render_ = std::move(render);
+  ep->pages_ = std::move(pages);
+  ep->tls_ = std::move(tls);
   int fd = ::socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
   int one = 1;
   if (fd >= 0) ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
@@ -116,12 +157,27 @@ void HttpEndpoint::Serve() {
 }
 
 void HttpEndpoint::HandleConnection(int fd) {
+  // Bound a stalled TLS handshake as the reads are bounded.
+  timeval tv{kRequestTimeoutMs / 1000, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+  SSL* ssl = nullptr;
+  std::shared_ptr<SSL_CTX> ctx;
+  if (tls_) {
+    ctx = tls_();
+    ssl = ctx ? SSL_new(ctx.get()) : nullptr;
+    if (ssl == nullptr) return;
+    SSL_set_fd(ssl, fd);
+    if (SSL_accept(ssl) != 1) {  // e.g. a plaintext client on the TLS port
+      SSL_free(ssl);
+      return;
+    }
+  }
+  Conn conn(fd, ssl);
   std::string req;
   char buf[1024];
   while (!absl::StrContains(req, "\r\n\r\n") && !absl::StrContains(req, "\n\n")) {
-    pollfd p{fd, POLLIN, 0};
-    if (::poll(&p, 1, kRequestTimeoutMs) <= 0) return;
-    ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
+    ssize_t n = conn.Read(buf, sizeof(buf));
     if (n <= 0) return;
     req.append(buf, static_cast<size_t>(n));
     if (req.size() > kMaxRequestBytes) return;
@@ -131,20 +187,24 @@ void HttpEndpoint::HandleConnection(int fd) {
   std::string path = req.substr(req.find(' ') + 1);
   path = path.substr(0, path.find_first_of(" ?\r\n"));
   if (!(get || head)) {
-    WriteAll(fd, "HTTP/1.0 405 Method Not Allowed\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    conn.WriteAll("HTTP/1.0 405 Method Not Allowed\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
     return;
   }
-  if (path != "/metrics" && path != "/") {
-    std::string body = "not found; metrics are at /metrics\n";
-    WriteAll(fd, absl::StrCat("HTTP/1.0 404 Not Found\r\nContent-Type: text/plain\r\n"
-                              "Content-Length: ", body.size(), "\r\nConnection: close\r\n\r\n",
-                              body));
+  if (path == "/") path = "/metrics";
+  auto page = pages_.find(path);
+  if (page == pages_.end()) {
+    std::string known;
+    for (const auto& [p, unused] : pages_) absl::StrAppend(&known, known.empty() ? "" : ", ", p);
+    std::string body = absl::StrCat("not found; pages: ", known, "\n");
+    conn.WriteAll(absl::StrCat("HTTP/1.0 404 Not Found\r\nContent-Type: text/plain\r\n"
+                               "Content-Length: ", body.size(), "\r\nConnection: close\r\n\r\n",
+                               body));
     return;
   }
-  std::string body = render_();
-  WriteAll(fd, absl::StrCat("HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4; "
-                            "charset=utf-8\r\nContent-Length: ", body.size(),
-                            "\r\nConnection: close\r\n\r\n", head ? "" : body));
+  std::string body = page->second.render();
+  conn.WriteAll(absl::StrCat("HTTP/1.0 200 OK\r\nContent-Type: ", page->second.content_type,
+                             "\r\nContent-Length: ", body.size(),
+                             "\r\nConnection: close\r\n\r\n", head ? "" : body));
 }
 
 }  // namespace quarry::server::metrics

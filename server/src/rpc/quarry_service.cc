@@ -39,6 +39,16 @@ grpc::ServerUnaryReactor* FinishUnary(grpc::CallbackServerContext* ctx, RpcTimer
   return reactor;
 }
 
+// The job, if the caller may see it; another tenant's job is NOT_FOUND (audited).
+absl::StatusOr<v1::Job> VisibleJob(const ServiceDeps& deps, const Caller& caller,
+                                   const std::string& job_id, const std::string& rpc) {
+  auto job = deps.manager->Get(job_id);
+  if (!job.ok()) return job.status();
+  if (absl::Status st = CheckVisible(caller, deps.audit, job->tenant(), job_id, rpc); !st.ok())
+    return st;
+  return job;
+}
+
 // ----- WatchJob -----
 
 // Replays stored events after from_seq, then (with follow) waits for new ones until the job
@@ -46,11 +56,16 @@ grpc::ServerUnaryReactor* FinishUnary(grpc::CallbackServerContext* ctx, RpcTimer
 // wake-up that races with the end of the call finds `reactor` null instead of freed memory.
 class WatchReactor final : public grpc::ServerWriteReactor<v1::JobEvent> {
  public:
-  WatchReactor(const ServiceDeps& deps, const v1::WatchJobRequest& req)
+  // `precheck`: the caller's authorization and visibility of the job; an error ends the call.
+  WatchReactor(const ServiceDeps& deps, const v1::WatchJobRequest& req, absl::Status precheck)
       : deps_(deps), req_(req), timer_(deps.metrics, "WatchJob"), state_(std::make_shared<State>()) {
     state_->reactor = this;
     after_ = req.from_seq();
     absl::MutexLock lock(&state_->mu);
+    if (!precheck.ok()) {
+      FinishLocked(precheck);
+      return;
+    }
     Next();
   }
 
@@ -145,8 +160,9 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::JobEvent> {
 
 // What DownloadArtifact streams: one artifact of a job, from the requested offset.
 absl::StatusOr<FileStreamPlan> DownloadPlan(const ServiceDeps& deps,
-                                            const v1::DownloadArtifactRequest& req) {
-  auto job = deps.manager->Get(req.job_id());
+                                            const v1::DownloadArtifactRequest& req,
+                                            const Caller& caller) {
+  auto job = VisibleJob(deps, caller, req.job_id(), "DownloadArtifact");
   if (!job.ok()) return job.status();
   auto rec = deps.store->GetArtifact(req.job_id(), req.name());
   if (!rec.ok()) return rec.status();
@@ -190,18 +206,27 @@ class ActiveUploads {
 class UploadReactor final : public grpc::ServerReadReactor<v1::UploadChunk> {
  public:
   UploadReactor(const ServiceDeps& deps, ActiveUploads* active, UploadKind kind,
-                v1::UploadResponse* response)
+                v1::UploadResponse* response, absl::StatusOr<Caller> caller)
       : deps_(deps),
         active_(active),
         kind_(kind),
         kind_name_(kind == UploadKind::kModel ? "model" : "dataset"),
         response_(response),
         timer_(deps.metrics, kind == UploadKind::kModel ? "UploadModel" : "UploadDataset") {
+    if (!caller.ok()) {
+      Done(caller.status());
+      return;
+    }
+    caller_ = std::move(*caller);
     StartRead(&chunk_);
   }
   void OnReadDone(bool ok) override {
     absl::Status st = ok ? HandleChunk() : Complete();
     if (!st.ok() || !ok) {
+      if (!record_.id.empty() || !st.ok())
+        AuditCall(deps_.audit, caller_, "upload",
+                  record_.id.empty() ? kind_name_ : absl::StrCat(kind_name_, " ", record_.id), st,
+                  st.ok() ? absl::StrCat(record_.total_bytes, " bytes") : "");
       Done(st);
       return;
     }
@@ -226,6 +251,9 @@ class UploadReactor final : public grpc::ServerReadReactor<v1::UploadChunk> {
       auto existing = deps_.store->GetUpload(id);
       if (!existing.ok()) return existing.status();
       if (existing->has_value()) {
+        if (!caller_.CanSee((*existing)->tenant))
+          return absl::AlreadyExistsError(
+              absl::StrCat("upload_id '", id, "' is taken; choose another"));
         if ((*existing)->kind != kind_)
           return absl::InvalidArgumentError(
               absl::StrCat("upload '", id, "' is not a ", kind_name_, " upload"));
@@ -237,11 +265,13 @@ class UploadReactor final : public grpc::ServerReadReactor<v1::UploadChunk> {
         record_.id = id;
         record_.kind = kind_;
         record_.name = chunk_.name();
+        record_.tenant = caller_.tenant;
       }
     } else {
       record_.id = NewUploadId();
       record_.kind = kind_;
       record_.name = chunk_.name();
+      record_.tenant = caller_.tenant;
     }
     if (!active_->Claim(record_.id))
       return absl::AbortedError(
@@ -344,6 +374,7 @@ class UploadReactor final : public grpc::ServerReadReactor<v1::UploadChunk> {
   const std::string kind_name_;
   v1::UploadResponse* const response_;
   RpcTimer timer_;
+  Caller caller_;
   v1::UploadChunk chunk_;
   UploadRecord record_;
   bool claimed_ = false;
@@ -363,9 +394,23 @@ class QuarryServiceImpl final : public v1::QuarryService::CallbackService {
   grpc::ServerUnaryReactor* SubmitJob(grpc::CallbackServerContext* ctx,
                                       const v1::SubmitJobRequest* req, v1::Job* resp) override {
     RpcTimer timer(deps_.metrics, "SubmitJob");
-    auto job = deps_.resolver->Resolve(req->spec(), req->request_id());
-    if (!job.ok()) return FinishUnary(ctx, timer, job.status());
-    auto submitted = deps_.manager->Submit(std::move(*job));
+    auto caller = deps_.auth->Authorize(*ctx, kRoleSubmit, "SubmitJob");
+    if (!caller.ok()) return FinishUnary(ctx, timer, caller.status());
+    // Idempotency keys are per tenant: another tenant's key never returns its job.
+    const std::string request_id =
+        req->request_id().empty() || caller->tenant.empty()
+            ? req->request_id()
+            : absl::StrCat(caller->tenant, "/", req->request_id());
+    auto job = deps_.resolver->Resolve(req->spec(), request_id, caller->TenantFilter());
+    absl::StatusOr<v1::Job> submitted =
+        job.ok() ? deps_.manager->Submit([&] {
+          job->tenant = caller->tenant;
+          return std::move(*job);
+        }())
+                 : absl::StatusOr<v1::Job>(job.status());
+    AuditCall(deps_.audit, *caller, "submit", submitted.ok() ? submitted->id() : "",
+              submitted.status(),
+              submitted.ok() ? req->spec().name() : std::string(submitted.status().message()));
     if (submitted.ok()) *resp = std::move(*submitted);
     return FinishUnary(ctx, timer, submitted.status());
   }
@@ -373,7 +418,9 @@ class QuarryServiceImpl final : public v1::QuarryService::CallbackService {
   grpc::ServerUnaryReactor* GetJob(grpc::CallbackServerContext* ctx,
                                    const v1::GetJobRequest* req, v1::Job* resp) override {
     RpcTimer timer(deps_.metrics, "GetJob");
-    auto job = deps_.manager->Get(req->job_id());
+    auto caller = deps_.auth->Authorize(*ctx, kRoleRead, "GetJob");
+    if (!caller.ok()) return FinishUnary(ctx, timer, caller.status());
+    auto job = VisibleJob(deps_, *caller, req->job_id(), "GetJob");
     if (job.ok()) *resp = std::move(*job);
     return FinishUnary(ctx, timer, job.status());
   }
@@ -382,6 +429,8 @@ class QuarryServiceImpl final : public v1::QuarryService::CallbackService {
                                      const v1::ListJobsRequest* req,
                                      v1::ListJobsResponse* resp) override {
     RpcTimer timer(deps_.metrics, "ListJobs");
+    auto caller = deps_.auth->Authorize(*ctx, kRoleRead, "ListJobs");
+    if (!caller.ok()) return FinishUnary(ctx, timer, caller.status());
     const int limit = req->limit() > 0 ? std::min(req->limit(), 10000) : 100;
     std::string key, value;
     if (!req->label_selector().empty()) {
@@ -397,7 +446,7 @@ class QuarryServiceImpl final : public v1::QuarryService::CallbackService {
     std::vector<v1::JobState> states;
     for (int s : req->states()) states.push_back(static_cast<v1::JobState>(s));
     // With a label selector, filter a larger window of recent jobs.
-    auto jobs = deps_.store->ListJobs(states, key.empty() ? limit : 10000);
+    auto jobs = deps_.store->ListJobs(states, key.empty() ? limit : 10000, caller->TenantFilter());
     if (!jobs.ok()) return FinishUnary(ctx, timer, jobs.status());
     for (v1::Job& j : *jobs) {
       if (resp->jobs_size() >= limit) break;
@@ -413,42 +462,77 @@ class QuarryServiceImpl final : public v1::QuarryService::CallbackService {
   grpc::ServerUnaryReactor* CancelJob(grpc::CallbackServerContext* ctx,
                                       const v1::CancelJobRequest* req, v1::Job* resp) override {
     RpcTimer timer(deps_.metrics, "CancelJob");
+    auto caller = deps_.auth->Authorize(*ctx, kRoleCancel, "CancelJob");
+    if (!caller.ok()) return FinishUnary(ctx, timer, caller.status());
+    auto visible = VisibleJob(deps_, *caller, req->job_id(), "CancelJob");
+    if (!visible.ok()) return FinishUnary(ctx, timer, visible.status());
     auto job = deps_.manager->Cancel(req->job_id());
+    AuditCall(deps_.audit, *caller, "cancel", req->job_id(), job.status());
     if (job.ok()) *resp = std::move(*job);
     return FinishUnary(ctx, timer, job.status());
   }
 
   grpc::ServerWriteReactor<v1::JobEvent>* WatchJob(grpc::CallbackServerContext* ctx,
                                                    const v1::WatchJobRequest* req) override {
-    return new WatchReactor(deps_, *req);
+    auto caller = deps_.auth->Authorize(*ctx, kRoleRead, "WatchJob");
+    absl::Status precheck = caller.status();
+    if (caller.ok()) precheck = VisibleJob(deps_, *caller, req->job_id(), "WatchJob").status();
+    return new WatchReactor(deps_, *req, precheck);
   }
 
   grpc::ServerWriteReactor<v1::ArtifactChunk>* DownloadArtifact(
       grpc::CallbackServerContext* ctx, const v1::DownloadArtifactRequest* req) override {
-    return new FileStreamReactor(deps_, {"DownloadArtifact", "artifact", "artifact", "client"},
-                                 [&] { return DownloadPlan(deps_, *req); });
+    return new FileStreamReactor(
+        deps_, {"DownloadArtifact", "artifact", "artifact", "client"},
+        [&]() -> absl::StatusOr<FileStreamPlan> {
+          auto caller = deps_.auth->Authorize(*ctx, kRoleRead, "DownloadArtifact");
+          if (!caller.ok()) return caller.status();
+          auto plan = DownloadPlan(deps_, *req, *caller);
+          // One row per stream (a resumed download is a new row with its offset).
+          AuditCall(deps_.audit, *caller, "download",
+                    absl::StrCat(req->job_id(), "/", req->name()), plan.status(),
+                    req->offset() > 0 ? absl::StrCat("from byte ", req->offset()) : "");
+          return plan;
+        });
   }
 
   grpc::ServerReadReactor<v1::UploadChunk>* UploadModel(grpc::CallbackServerContext* ctx,
                                                         v1::UploadResponse* resp) override {
-    return new UploadReactor(deps_, &uploads_, UploadKind::kModel, resp);
+    return new UploadReactor(deps_, &uploads_, UploadKind::kModel, resp,
+                             deps_.auth->Authorize(*ctx, kRoleSubmit, "UploadModel"));
   }
 
   grpc::ServerReadReactor<v1::UploadChunk>* UploadDataset(grpc::CallbackServerContext* ctx,
                                                           v1::UploadResponse* resp) override {
-    return new UploadReactor(deps_, &uploads_, UploadKind::kDataset, resp);
+    return new UploadReactor(deps_, &uploads_, UploadKind::kDataset, resp,
+                             deps_.auth->Authorize(*ctx, kRoleSubmit, "UploadDataset"));
   }
 
   grpc::ServerUnaryReactor* ValidateConfig(grpc::CallbackServerContext* ctx,
                                            const v1::ValidateConfigRequest* req,
                                            v1::ValidateConfigResponse* resp) override {
     RpcTimer timer(deps_.metrics, "ValidateConfig");
-    return FinishUnary(ctx, timer, Validate(*req, resp));
+    auto caller = deps_.auth->Authorize(*ctx, kRoleRead, "ValidateConfig");
+    if (!caller.ok()) return FinishUnary(ctx, timer, caller.status());
+    return FinishUnary(ctx, timer, Validate(*req, resp, *caller));
+  }
+
+  grpc::ServerUnaryReactor* ListAuditEvents(grpc::CallbackServerContext* ctx,
+                                            const v1::ListAuditEventsRequest* req,
+                                            v1::ListAuditEventsResponse* resp) override {
+    RpcTimer timer(deps_.metrics, "ListAuditEvents");
+    auto caller = deps_.auth->Authorize(*ctx, kRoleAdmin, "ListAuditEvents");
+    if (!caller.ok()) return FinishUnary(ctx, timer, caller.status());
+    auto events = deps_.store->ListAudit(*req);
+    if (events.ok())
+      for (v1::AuditEvent& e : *events) *resp->add_events() = std::move(e);
+    return FinishUnary(ctx, timer, events.status());
   }
 
  private:
-  absl::Status Validate(const v1::ValidateConfigRequest& req, v1::ValidateConfigResponse* resp) {
-    auto dir = deps_.resolver->ResolveModel(req.model());
+  absl::Status Validate(const v1::ValidateConfigRequest& req, v1::ValidateConfigResponse* resp,
+                        const Caller& caller) {
+    auto dir = deps_.resolver->ResolveModel(req.model(), caller.TenantFilter());
     if (!dir.ok()) return dir.status();
     auto config = deps_.resolver->ResolveConfig(
         req.has_config() ? &req.config() : nullptr,

@@ -1,6 +1,8 @@
 // The gRPC services (callback API): QuarryService for clients and WorkerService for workers.
 // Handlers decode requests, call the JobManager / stores, and map errors with ToGrpcStatus at
 // this edge only. Streams keep one write in flight and take the next from OnWriteDone.
+// Every handler first asks the Authenticator for its role; client handlers then hide other
+// tenants' jobs and uploads (NOT_FOUND, as for an unknown id).
 #pragma once
 
 #include <cstdint>
@@ -9,6 +11,8 @@
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/impl/codegen/service_type.h>
 
+#include "auth/audit_log.h"
+#include "auth/authenticator.h"
 #include "jobs/job_manager.h"
 #include "jobs/spec_resolver.h"
 #include "metrics/server_metrics.h"
@@ -23,6 +27,8 @@ struct ServiceDeps {
   JobStore* store = nullptr;
   ArtifactStore* artifacts = nullptr;
   ServerMetrics* metrics = nullptr;
+  Authenticator* auth = nullptr;  // every RPC's role check (README: roles per RPC)
+  AuditLog* audit = nullptr;
   uint64_t max_upload_bytes = 256ull << 30;  // per upload (all files) and per artifact
   size_t chunk_bytes = 1 << 20;              // data bytes per streamed chunk
 };

@@ -21,8 +21,14 @@ class ConnectReactor final
     : public grpc::ServerBidiReactor<v1::WorkerMessage, v1::ServerMessage>,
       public WorkerConnection {
  public:
-  explicit ConnectReactor(const ServiceDeps& deps)
+  // `caller`: the worker's authentication; an error ends the stream before any read.
+  ConnectReactor(const ServiceDeps& deps, absl::StatusOr<Caller> caller)
       : deps_(deps), timer_(deps.metrics, "Connect") {
+    if (!caller.ok()) {
+      Close(caller.status());
+      return;
+    }
+    caller_ = std::move(*caller);
     StartRead(&in_);
   }
 
@@ -58,6 +64,11 @@ class ConnectReactor final
         worker_id_ = in_.hello().worker_id();
       }
       absl::Status st = deps_.manager->WorkerConnected(in_.hello(), this);
+      AuditCall(deps_.audit, caller_, "worker_register", in_.hello().worker_id(), st,
+                absl::StrCat(in_.hello().device().kind(), in_.hello().running_job_id().empty()
+                                                              ? ""
+                                                              : absl::StrCat(", resuming ",
+                                                                             in_.hello().running_job_id())));
       if (!st.ok()) {
         Close(st);
         return;
@@ -117,6 +128,7 @@ class ConnectReactor final
 
   const ServiceDeps deps_;
   RpcTimer timer_;
+  Caller caller_;           // set in the constructor
   v1::WorkerMessage in_;    // only touched by the read reactions, one at a time
   bool said_hello_ = false;  // likewise
   absl::Mutex mu_;
@@ -131,8 +143,13 @@ class ConnectReactor final
 // Receives one artifact file of a job attempt; resumable (see ArtifactStore).
 class ArtifactUploadReactor final : public grpc::ServerReadReactor<v1::ArtifactUploadChunk> {
  public:
-  ArtifactUploadReactor(const ServiceDeps& deps, v1::ArtifactUploadResponse* response)
+  ArtifactUploadReactor(const ServiceDeps& deps, v1::ArtifactUploadResponse* response,
+                        const absl::Status& auth)
       : deps_(deps), response_(response), timer_(deps.metrics, "UploadArtifact") {
+    if (!auth.ok()) {
+      Done(auth);
+      return;
+    }
     StartRead(&chunk_);
   }
   void OnReadDone(bool ok) override {
@@ -236,19 +253,21 @@ class WorkerServiceImpl final : public v1::WorkerService::CallbackService {
 
   grpc::ServerBidiReactor<v1::WorkerMessage, v1::ServerMessage>* Connect(
       grpc::CallbackServerContext* ctx) override {
-    return new ConnectReactor(deps_);
+    return new ConnectReactor(deps_, deps_.auth->AuthorizeWorker(*ctx, "Connect"));
   }
 
   grpc::ServerReadReactor<v1::ArtifactUploadChunk>* UploadArtifact(
       grpc::CallbackServerContext* ctx, v1::ArtifactUploadResponse* resp) override {
-    return new ArtifactUploadReactor(deps_, resp);
+    return new ArtifactUploadReactor(deps_, resp,
+                                     deps_.auth->AuthorizeWorker(*ctx, "UploadArtifact").status());
   }
 
   grpc::ServerUnaryReactor* ArtifactUploadStatus(grpc::CallbackServerContext* ctx,
                                                  const v1::ArtifactUploadStatusRequest* req,
                                                  v1::ArtifactUploadResponse* resp) override {
     RpcTimer timer(deps_.metrics, "ArtifactUploadStatus");
-    absl::Status st = deps_.manager->CheckCurrentAttempt(req->job_id(), req->attempt());
+    absl::Status st = deps_.auth->AuthorizeWorker(*ctx, "ArtifactUploadStatus").status();
+    if (st.ok()) st = deps_.manager->CheckCurrentAttempt(req->job_id(), req->attempt());
     if (st.ok()) st = ValidateRelativePath(req->name(), "artifact name");
     if (st.ok()) {
       StagedFile f = deps_.artifacts->ArtifactStatus(req->job_id(), req->attempt(), req->name());
@@ -266,7 +285,11 @@ class WorkerServiceImpl final : public v1::WorkerService::CallbackService {
   grpc::ServerWriteReactor<v1::ArtifactChunk>* FetchInput(
       grpc::CallbackServerContext* ctx, const v1::FetchInputRequest* req) override {
     return new FileStreamReactor(deps_, {"FetchInput", "input", "uploaded file", "worker"},
-                                 [&] { return FetchInputPlan(deps_, *req); });
+                                 [&]() -> absl::StatusOr<FileStreamPlan> {
+                                   auto caller = deps_.auth->AuthorizeWorker(*ctx, "FetchInput");
+                                   if (!caller.ok()) return caller.status();
+                                   return FetchInputPlan(deps_, *req);
+                                 });
   }
 
  private:

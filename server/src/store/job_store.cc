@@ -2,6 +2,7 @@
 
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -152,14 +153,52 @@ absl::Status JobStore::Exec(const char* sql) {
   return absl::OkStatus();
 }
 
+// Schema versions: 1 jobs, events, state history, artifacts, uploads; 2 (issue 17) a tenant
+// column on jobs and uploads (existing rows get "": visible to admin tokens only) and the audit
+// table. Each step is one transaction, run in order from the database's version.
 absl::Status JobStore::Migrate() {
-  Stmt version(db_, "PRAGMA user_version");
-  if (!version.status().ok()) return version.status();
-  int64_t v = version.Step() == SQLITE_ROW ? version.Int(0) : 0;
-  if (v > 1)
+  constexpr int64_t kSchemaVersion = 2;
+  int64_t v = 0;
+  {
+    Stmt version(db_, "PRAGMA user_version");
+    if (!version.status().ok()) return version.status();
+    v = version.Step() == SQLITE_ROW ? version.Int(0) : 0;
+  }
+  if (v > kSchemaVersion)
     return absl::FailedPreconditionError(absl::StrCat(
-        "job database schema version ", v, " is newer than this server understands (1)"));
-  if (v == 1) return absl::OkStatus();
+        "job database schema version ", v, " is newer than this server understands (",
+        kSchemaVersion, ")"));
+  if (v < 1) {
+    if (absl::Status st = MigrateTo1(); !st.ok()) return st;
+  }
+  if (v < 2) {
+    if (absl::Status st = Exec(R"sql(
+      BEGIN;
+      ALTER TABLE jobs ADD COLUMN tenant TEXT NOT NULL DEFAULT '';
+      CREATE INDEX IF NOT EXISTS jobs_tenant ON jobs(tenant, submit_order);
+      ALTER TABLE uploads ADD COLUMN tenant TEXT NOT NULL DEFAULT '';
+      CREATE TABLE IF NOT EXISTS audit (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        time_ms INTEGER NOT NULL,
+        tenant TEXT NOT NULL,
+        token_id TEXT NOT NULL,
+        peer TEXT NOT NULL,
+        action TEXT NOT NULL,
+        target TEXT NOT NULL,
+        code TEXT NOT NULL,
+        detail TEXT NOT NULL);
+      CREATE INDEX IF NOT EXISTS audit_time ON audit(time_ms);
+      PRAGMA user_version = 2;
+      COMMIT;)sql");
+        !st.ok()) {
+      Exec("ROLLBACK").IgnoreError();
+      return st;
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status JobStore::MigrateTo1() {
   return Exec(R"sql(
     BEGIN;
     CREATE TABLE IF NOT EXISTS jobs (
@@ -255,7 +294,8 @@ absl::Status JobStore::InsertJob(StoredJob* job, const std::vector<v1::JobEvent>
     if (max.Step() == SQLITE_ROW) order = max.Int(0);
   }
   Stmt ins(db_, "INSERT INTO jobs(id, submit_order, state, priority, request_id, created_ms, "
-                "device_kind, memory_bytes, job, assignment) VALUES(?,?,?,?,?,?,?,?,?,?)");
+                "device_kind, memory_bytes, job, assignment, tenant) "
+                "VALUES(?,?,?,?,?,?,?,?,?,?,?)");
   if (!ins.status().ok()) return ins.status();
   ins.Bind(1, job->job.id());
   ins.Bind(2, order);
@@ -271,6 +311,7 @@ absl::Status JobStore::InsertJob(StoredJob* job, const std::vector<v1::JobEvent>
   ins.Bind(8, static_cast<int64_t>(job->memory_bytes));
   ins.BindBlob(9, job->job.SerializeAsString());
   ins.BindBlob(10, job->assignment.SerializeAsString());
+  ins.Bind(11, job->job.tenant());
   if (ins.Step() != SQLITE_DONE) return ins.StepError("insert job");
   if (absl::Status st = InsertEvents(events); !st.ok()) return st;
   if (absl::Status st = tx.Commit(); !st.ok()) return st;
@@ -365,18 +406,20 @@ absl::StatusOr<std::vector<StoredJob>> JobStore::LoadActiveJobs() {
 }
 
 absl::StatusOr<std::vector<v1::Job>> JobStore::ListJobs(const std::vector<v1::JobState>& states,
-                                                        int limit) {
+                                                        int limit, const std::string* tenant) {
   absl::MutexLock lock(&mu_);
-  std::string sql = "SELECT job FROM jobs";
+  std::string sql = "SELECT job FROM jobs WHERE 1";
   if (!states.empty()) {
     std::vector<std::string> nums;
     for (v1::JobState s : states) nums.push_back(absl::StrCat(static_cast<int>(s)));
-    absl::StrAppend(&sql, " WHERE state IN (", absl::StrJoin(nums, ","), ")");
+    absl::StrAppend(&sql, " AND state IN (", absl::StrJoin(nums, ","), ")");
   }
-  absl::StrAppend(&sql, " ORDER BY submit_order DESC LIMIT ?");
+  if (tenant != nullptr) absl::StrAppend(&sql, " AND tenant = ?2");
+  absl::StrAppend(&sql, " ORDER BY submit_order DESC LIMIT ?1");
   Stmt q(db_, sql.c_str());
   if (!q.status().ok()) return q.status();
   q.Bind(1, static_cast<int64_t>(limit));
+  if (tenant != nullptr) q.Bind(2, *tenant);
   return ReadMessages<v1::Job>(q, "job", "list jobs");
 }
 
@@ -444,8 +487,8 @@ absl::StatusOr<std::optional<ArtifactRecord>> JobStore::GetArtifact(const std::s
 
 absl::Status JobStore::PutUpload(const UploadRecord& upload) {
   absl::MutexLock lock(&mu_);
-  Stmt q(db_, "INSERT OR REPLACE INTO uploads(id, kind, name, complete, total_bytes, path, files) "
-              "VALUES(?,?,?,?,?,?,?)");
+  Stmt q(db_, "INSERT OR REPLACE INTO uploads(id, kind, name, complete, total_bytes, path, files, "
+              "tenant) VALUES(?,?,?,?,?,?,?,?)");
   if (!q.status().ok()) return q.status();
   v1::UploadResponse files;  // reuse the message as a container for the file list
   for (const auto& f : upload.files) *files.add_files() = f;
@@ -456,13 +499,15 @@ absl::Status JobStore::PutUpload(const UploadRecord& upload) {
   q.Bind(5, static_cast<int64_t>(upload.total_bytes));
   q.Bind(6, upload.path);
   q.BindBlob(7, files.SerializeAsString());
+  q.Bind(8, upload.tenant);
   if (q.Step() != SQLITE_DONE) return q.StepError("put upload");
   return absl::OkStatus();
 }
 
 absl::StatusOr<std::optional<UploadRecord>> JobStore::GetUpload(const std::string& id) {
   absl::MutexLock lock(&mu_);
-  Stmt q(db_, "SELECT kind, name, complete, total_bytes, path, files FROM uploads WHERE id = ?");
+  Stmt q(db_, "SELECT kind, name, complete, total_bytes, path, files, tenant FROM uploads "
+              "WHERE id = ?");
   if (!q.status().ok()) return q.status();
   q.Bind(1, id);
   int rc = q.Step();
@@ -478,7 +523,58 @@ absl::StatusOr<std::optional<UploadRecord>> JobStore::GetUpload(const std::strin
   v1::UploadResponse files;
   if (absl::Status st = ParseInto(&files, q.Text(5), "upload"); !st.ok()) return st;
   u.files.assign(files.files().begin(), files.files().end());
+  u.tenant = q.Text(6);
   return std::optional<UploadRecord>(std::move(u));
+}
+
+absl::StatusOr<int64_t> JobStore::AppendAudit(const v1::AuditEvent& e) {
+  absl::MutexLock lock(&mu_);
+  Stmt q(db_, "INSERT INTO audit(time_ms, tenant, token_id, peer, action, target, code, detail) "
+              "VALUES(?,?,?,?,?,?,?,?)");
+  if (!q.status().ok()) return q.status();
+  q.Bind(1, e.time_unix_ms());
+  q.Bind(2, e.tenant());
+  q.Bind(3, e.token_id());
+  q.Bind(4, e.peer());
+  q.Bind(5, e.action());
+  q.Bind(6, e.target());
+  q.Bind(7, e.code());
+  q.Bind(8, e.detail());
+  if (q.Step() != SQLITE_DONE) return q.StepError("append audit");
+  return static_cast<int64_t>(sqlite3_last_insert_rowid(db_));
+}
+
+absl::StatusOr<std::vector<v1::AuditEvent>> JobStore::ListAudit(
+    const v1::ListAuditEventsRequest& query) {
+  absl::MutexLock lock(&mu_);
+  std::string sql = "SELECT id, time_ms, tenant, token_id, peer, action, target, code, detail "
+                    "FROM audit WHERE time_ms >= ?1";
+  if (!query.tenant().empty()) absl::StrAppend(&sql, " AND tenant = ?2");
+  if (!query.action().empty()) absl::StrAppend(&sql, " AND action = ?3");
+  absl::StrAppend(&sql, " ORDER BY id DESC LIMIT ?4");
+  Stmt q(db_, sql.c_str());
+  if (!q.status().ok()) return q.status();
+  q.Bind(1, query.since_unix_ms());
+  if (!query.tenant().empty()) q.Bind(2, query.tenant());
+  if (!query.action().empty()) q.Bind(3, query.action());
+  q.Bind(4, static_cast<int64_t>(query.limit() > 0 ? std::min(query.limit(), 10000) : 100));
+  std::vector<v1::AuditEvent> out;
+  int rc;
+  while ((rc = q.Step()) == SQLITE_ROW) {
+    v1::AuditEvent e;
+    e.set_id(q.Int(0));
+    e.set_time_unix_ms(q.Int(1));
+    e.set_tenant(q.Text(2));
+    e.set_token_id(q.Text(3));
+    e.set_peer(q.Text(4));
+    e.set_action(q.Text(5));
+    e.set_target(q.Text(6));
+    e.set_code(q.Text(7));
+    e.set_detail(q.Text(8));
+    out.push_back(std::move(e));
+  }
+  if (rc != SQLITE_DONE) return q.StepError("list audit");
+  return out;
 }
 
 }  // namespace quarry::server

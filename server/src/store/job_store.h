@@ -52,6 +52,7 @@ struct UploadRecord {
   uint64_t total_bytes = 0;
   std::string path;  // directory (model) or file (dataset) once complete
   std::vector<v1::ArtifactInfo> files;
+  std::string tenant;  // who uploaded it ("" = no auth); other tenants cannot use it
 };
 
 class JobStore {
@@ -74,9 +75,9 @@ class JobStore {
   absl::StatusOr<std::optional<std::string>> FindJobByRequestId(const std::string& request_id);
   // Every job not in a terminal state, in submit order.
   absl::StatusOr<std::vector<StoredJob>> LoadActiveJobs();
-  // Newest first; `states` empty = all.
+  // Newest first; `states` empty = all; `tenant` non-null = only that tenant's jobs.
   absl::StatusOr<std::vector<v1::Job>> ListJobs(const std::vector<v1::JobState>& states,
-                                                int limit);
+                                                int limit, const std::string* tenant = nullptr);
   absl::StatusOr<std::map<v1::JobState, int64_t>> CountJobsByState();
 
   // Events with seq > after_seq, in order, at most `limit`.
@@ -91,10 +92,16 @@ class JobStore {
   absl::Status PutUpload(const UploadRecord& upload);
   absl::StatusOr<std::optional<UploadRecord>> GetUpload(const std::string& id);
 
+  // The audit log (schema version 2): appends one row (its id and the event's other fields as
+  // given) and returns the id; lists rows newest first.
+  absl::StatusOr<int64_t> AppendAudit(const v1::AuditEvent& event);
+  absl::StatusOr<std::vector<v1::AuditEvent>> ListAudit(const v1::ListAuditEventsRequest& query);
+
  private:
   explicit JobStore(sqlite3* db) : db_(db) {}
   absl::Status Exec(const char* sql) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status Migrate() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status MigrateTo1() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status InsertEvents(const std::vector<v1::JobEvent>& events)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 

@@ -12,6 +12,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "quarry/client/security.h"
 #include "quarry/v1/jobs.pb.h"
 
 namespace quarry::client {
@@ -26,6 +27,8 @@ struct ClientOptions {
   // Streams (watch, download, upload) retry a broken stream this many times in a row, resuming
   // where they stopped, with backoff from 100 ms doubling to 2 s. Default 20 (about 30 s).
   int max_stream_retries = 20;
+  // TLS files and the bearer token (see security.h). Default: plaintext, no token.
+  TransportSecurity security;
 };
 
 // The address a client dials when none is given: $QUARRY_SERVER, else "127.0.0.1:50051".
@@ -83,6 +86,10 @@ class Client {
   virtual absl::StatusOr<quarry::v1::UploadResponse> UploadModel(const std::string& dir,
                                                                  const std::string& name = "") = 0;
   virtual absl::StatusOr<quarry::v1::UploadResponse> UploadDataset(const std::string& path) = 0;
+
+  // The server's audit log, newest first (admin tokens only).
+  virtual absl::StatusOr<std::vector<quarry::v1::AuditEvent>> ListAuditEvents(
+      const quarry::v1::ListAuditEventsRequest& request) = 0;
 
   virtual absl::StatusOr<quarry::v1::ValidateConfigResponse> ValidateConfig(
       const quarry::v1::ValidateConfigRequest& request) = 0;

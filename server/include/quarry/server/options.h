@@ -46,6 +46,23 @@ struct ServerOptions {
   int max_attempts = 3;
   // Minimum severity of the server's own stderr log (0 DEBUG .. 4 CRITICAL). Default 1.
   int log_level = 1;
+
+  // ----- Security (README "Securing the service") -----
+  // PEM certificate chain and private key: TLS on the gRPC port and the metrics/health
+  // endpoint. Default "" = plaintext. Both or neither. Reloaded on Reload() (SIGHUP).
+  std::string tls_cert;
+  std::string tls_key;
+  // PEM CA bundle for client certificates (mutual TLS): clients may present one; workers must
+  // (WorkerService over TLS is refused without a certificate this CA signed). Needs tls_cert.
+  // Default "" = none.
+  std::string tls_client_ca;
+  // Serve plaintext on a non-loopback address. Default false: without tls_cert, `listen` and
+  // `metrics_listen` must be loopback (127.0.0.0/8, ::1, localhost) or a unix socket.
+  bool allow_insecure = false;
+  // Bearer-token file (one `sha256:<hex> tenant=<name> roles=<r,...> [expires=] [id=]` line per
+  // token; reloaded on Reload()). Default "" = open: every caller acts as admin, and the server
+  // says so at start and in /healthz.
+  std::string auth_tokens;
 };
 
 }  // namespace quarry::server

@@ -23,6 +23,11 @@ class Server {
   virtual int port() const = 0;
   // Metrics endpoint address ("" when disabled).
   virtual std::string metrics_address() const = 0;
+  // Re-reads the token file and the TLS files (what SIGHUP does). Running jobs, open streams and
+  // connections are kept; new calls see the new tokens at once, new TLS handshakes the new
+  // certificate within about a second. On an error nothing changes for that part and the error
+  // is returned (both parts are tried).
+  virtual absl::Status Reload() = 0;
   // Stops accepting work, stops local workers, drains RPCs. Idempotent.
   virtual void Shutdown() = 0;
   // Blocks until Shutdown() completes.

@@ -9,6 +9,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "quarry/client/security.h"
 
 namespace quarry::worker {
 
@@ -42,6 +43,11 @@ struct WorkerOptions {
   // Keep it below the pod's terminationGracePeriodSeconds, with time left to stop the job and
   // send the hand-back. Default 20000 (Kubernetes' default grace period is 30 s).
   int drain_timeout_ms = 20000;
+  // TLS files and the worker token (quarry/client/security.h): --tls-ca, --tls-cert/--tls-key
+  // (required when the server has --tls-client-ca), --token-file / $QUARRY_TOKEN (a token with
+  // the worker role, needed when the server has --auth-tokens and no --tls-client-ca).
+  // Default: plaintext, no token.
+  client::TransportSecurity security;
 };
 
 class JobRunner;
