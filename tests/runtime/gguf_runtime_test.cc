@@ -22,6 +22,8 @@
 #include "export/gguf_file.h"
 #include "export/gguf_tokenizer.h"
 #include "quarry/eval.h"
+#include "quarry/safetensors.h"
+#include "quarry/tensor_io.h"
 #include "quarry/tokenizer.h"
 
 namespace quarry {
@@ -130,15 +132,17 @@ class GgufRuntimeTest : public ::testing::Test {
     double quarry = 0, llama = 0;
   };
 
-  // Exports tiny-llama-kjv as GGUF with `job_args`, then scores the file with both.
-  Figures ExportAndCompare(const std::string& name, const std::vector<std::string>& job_args) {
+  // Exports `model` (default tiny-llama-kjv) as GGUF with `job_args`, then scores the file with
+  // both.
+  Figures ExportAndCompare(const std::string& name, const std::vector<std::string>& job_args,
+                           const std::string& model = kLlama) {
     Figures f;
     if (!missing_->empty()) {
       ADD_FAILURE() << *missing_;
       return f;
     }
     const std::string out = *tmp_ + "/" + name;
-    std::vector<std::string> args = {kQuarry, "quantize-local", "--model", kLlama,
+    std::vector<std::string> args = {kQuarry, "quantize-local", "--model", model,
                                      "--export-format", "gguf", "--out", out,
                                      "--error-samples", "0"};
     args.insert(args.end(), job_args.begin(), job_args.end());
@@ -230,6 +234,55 @@ TEST_F(GgufRuntimeTest, Q8_0) {
 TEST_F(GgufRuntimeTest, Q4_0) { ExportAndCompare("Q4_0", {"--preset", "int4_wo_32"}); }
 TEST_F(GgufRuntimeTest, Q4_1) { ExportAndCompare("Q4_1", {"--preset", "uint4_wo_32"}); }
 TEST_F(GgufRuntimeTest, MXFP4) { ExportAndCompare("MXFP4", {"--preset", "mxfp4_weight_only"}); }
+
+// A Qwen2 (q/k/v biases) or Qwen3 (q_norm / k_norm) variant of the fixture: its trained weights
+// plus small seeded bf16 biases / near-one norm weights, config.json's model_type changed. The
+// GGUF then has llama.cpp's "qwen2" / "qwen3" architecture: NEOX RoPE, no q/k row permutation,
+// attn_q.bias / attn_q_norm tensors; llama.cpp running it like Quarry shows all three right.
+std::string QwenVariant(const std::string& kind, const std::string& dir) {
+  fs::create_directories(dir);
+  auto src = SafetensorsModel::Open(kLlama);
+  EXPECT_TRUE(src.ok()) << src.status();
+  if (!src.ok()) return "";
+  SafetensorsWriter::Options wo;
+  wo.basename = "model";
+  auto w = SafetensorsWriter::Create(dir, wo);
+  EXPECT_TRUE(w.ok()) << w.status();
+  for (const std::string& name : (*src)->TensorNames()) {
+    const StTensorInfo* info = *(*src)->Info(name);
+    EXPECT_TRUE((*w)->Add(name, info->dtype, info->shape, *(*src)->Bytes(name)).ok());
+  }
+  nlohmann::json cfg = nlohmann::json::parse(ReadText(kLlama + "/config.json"));
+  const int64_t layers = cfg["num_hidden_layers"], hd = cfg["head_dim"];
+  const int64_t nh = cfg["num_attention_heads"], nkv = cfg["num_key_value_heads"];
+  at::manual_seed(kind == "qwen2" ? 2 : 3);
+  for (int64_t i = 0; i < layers; ++i) {
+    const std::string p = absl::StrCat("model.layers.", i, ".self_attn.");
+    if (kind == "qwen2") {
+      for (const auto& [proj, rows] : std::vector<std::pair<std::string, int64_t>>{
+               {"q_proj", nh * hd}, {"k_proj", nkv * hd}, {"v_proj", nkv * hd}})
+        EXPECT_TRUE(AddTensor(**w, p + proj + ".bias", (at::randn({rows}) * 0.02).to(at::kBFloat16)).ok());
+    } else {
+      for (const char* norm : {"q_norm", "k_norm"})
+        EXPECT_TRUE(AddTensor(**w, p + norm + ".weight", (1 + at::randn({hd}) * 0.05).to(at::kBFloat16)).ok());
+    }
+  }
+  EXPECT_TRUE((*w)->Finish().ok());
+  cfg["model_type"] = kind;
+  cfg["architectures"] = {kind == "qwen2" ? "Qwen2ForCausalLM" : "Qwen3ForCausalLM"};
+  std::ofstream(dir + "/config.json") << cfg.dump(2);
+  for (const char* f : {"tokenizer.model", "tokenizer_config.json", "special_tokens_map.json"})
+    fs::copy_file(kLlama + "/" + f, dir + "/" + f, fs::copy_options::overwrite_existing);
+  return dir;
+}
+
+TEST_F(GgufRuntimeTest, Qwen2Q4_0) {
+  ExportAndCompare("qwen2_Q4_0", {"--preset", "int4_wo_32"}, QwenVariant("qwen2", *tmp_ + "/qwen2"));
+}
+TEST_F(GgufRuntimeTest, Qwen3Q8_0) {
+  ExportAndCompare("qwen3_Q8_0", {"--config", kSource + "/examples/configs/int8_g32_weight_only.json"},
+                   QwenVariant("qwen3", *tmp_ + "/qwen3"));
+}
 
 }  // namespace
 }  // namespace quarry
