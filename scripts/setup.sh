@@ -12,10 +12,13 @@ PACKAGES=(
   libsqlite3-dev nlohmann-json3-dev libcli11-dev libsentencepiece-dev libssl-dev
   python3 python3-grpcio python3-protobuf prometheus
   python3-yaml python3-jsonschema
+  clang libclang-rt-14-dev llvm
   podman buildah crun runc catatonit debootstrap uidmap fuse-overlayfs slirp4netns
 )
 # python3-yaml, python3-jsonschema: the offline manifest checks (ctest -L deploy; kubectl comes
 # with the machine image). podman ... slirp4netns: deploy/build-images.sh (not run by CI).
+# clang libclang-rt-14-dev llvm: the libFuzzer targets (tests/fuzz/run.sh; clang 14, its
+# libFuzzer + ASan/UBSan runtimes, llvm-symbolizer for the reports).
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -687,6 +687,8 @@ absl::StatusOr<Json> ParseJson(absl::string_view text, absl::string_view source)
   } catch (const Json::parse_error& e) {
     return absl::InvalidArgumentError(
         absl::StrCat(source, ": invalid JSON at byte ", e.byte, ": ", e.what()));
+  } catch (const Json::exception& e) {  // out_of_range.406: a number beyond double (1e309)
+    return absl::InvalidArgumentError(absl::StrCat(source, ": invalid JSON: ", e.what()));
   }
 }
 

@@ -387,7 +387,15 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> TokenizerFromGguf(const GgufFile& f) 
       cfg.eos_token.state = tokenizer_internal::SpecialTokenEntry::kSet;
       cfg.eos_token.content = tokens->array[eos].s;
     }
-    return tokenizer_internal::MakeHfTokenizer(j.dump(), f.path(), &cfg);
+    std::string json;
+    try {
+      json = j.dump();
+    } catch (const nlohmann::json::exception& e) {  // type_error.316: a token is not UTF-8
+      return absl::InvalidArgumentError(absl::StrCat(
+          f.path(), ": tokenizer.ggml.tokens / merges of a gpt2 tokenizer must be UTF-8: ",
+          e.what()));
+    }
+    return tokenizer_internal::MakeHfTokenizer(json, f.path(), &cfg);
   }
   return absl::UnimplementedError(absl::StrCat(f.path(), ": tokenizer.ggml.model '", model,
                                                "' (this reader reads llama and gpt2)"));

@@ -96,6 +96,8 @@ absl::Status SafetensorsFile::ParseHeader(absl::string_view path, absl::string_v
   } catch (const Json::parse_error& e) {
     return FileError(path, absl::StrCat("header is not valid JSON at header byte ", e.byte,
                                         " (file offset ", 8 + e.byte, ")"));
+  } catch (const Json::exception& e) {  // out_of_range.406: a number beyond double (1e309)
+    return FileError(path, absl::StrCat("header is not valid JSON: ", e.what()));
   }
   if (!header.is_object()) return FileError(path, "header JSON is not an object");
   tensors->clear();

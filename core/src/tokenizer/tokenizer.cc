@@ -110,9 +110,10 @@ absl::StatusOr<TokenizerConfig> ParseTokenizerConfigUnsafe(std::string_view json
         return bad(where, "an object with a non-empty \"content\" string");
       }
       a.content = tok["content"].get<std::string>();
-      auto flag = [&](const char* name) {
-        auto f = tok.find(name);
-        return f != tok.end() && f->is_boolean() && f->get<bool>();
+      // (An init-capture: clang before 16 cannot capture a structured binding.)
+      auto flag = [&entry = tok](const char* name) {
+        auto f = entry.find(name);
+        return f != entry.end() && f->is_boolean() && f->get<bool>();
       };
       a.lstrip = flag("lstrip");
       a.rstrip = flag("rstrip");
