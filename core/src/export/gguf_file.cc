@@ -385,7 +385,12 @@ absl::StatusOr<std::unique_ptr<GgufFile>> GgufFile::Open(const std::string& path
     QUARRY_ASSIGN_OR_RETURN(t.offset, c.Get<uint64_t>("tensor offset"));
     if (t.offset % f->alignment_ != 0)
       return c.Error(absl::StrCat(t.name, ": offset ", t.offset, " is not aligned to ", f->alignment_));
-    t.bytes = static_cast<uint64_t>(t.rows()) * RowBytes(t.type, t.ne[0]);
+    // Up to 2^62 elements pass the dimension checks; their bytes (F32: 2^64) must not wrap.
+    const uint64_t row_bytes = static_cast<uint64_t>(RowBytes(t.type, t.ne[0]));
+    if (static_cast<uint64_t>(t.rows()) > (uint64_t{1} << 63) / row_bytes)
+      return c.Error(absl::StrCat(t.name, ": ", elems, " elements of ", Name(t.type),
+                                  " overflow a 64-bit byte size"));
+    t.bytes = static_cast<uint64_t>(t.rows()) * row_bytes;
     if (f->tensor_index_.count(t.name)) return c.Error(absl::StrCat("duplicate tensor ", t.name));
     f->tensor_index_[t.name] = f->tensors_.size();
     f->tensors_.push_back(std::move(t));
