@@ -294,7 +294,11 @@ absl::StatusOr<uint64_t> GgufWriter::Finish(const std::string& final_path) {
   }
   if (st.ok() && ::fsync(fd) != 0) st = absl::InternalError(absl::StrCat("fsync ", partial));
   ::close(fd);
-  QUARRY_RETURN_IF_ERROR(st);
+  if (!st.ok()) {
+    std::error_code ec;
+    std::filesystem::remove(partial, ec);  // the destructor only knows Create's path
+    return st;
+  }
   std::error_code ec;
   std::filesystem::rename(partial, target, ec);
   if (ec) return absl::InternalError(absl::StrCat("renaming ", partial, ": ", ec.message()));

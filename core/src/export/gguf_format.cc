@@ -315,7 +315,7 @@ absl::StatusOr<std::string> EncodeBlocks(GgmlType t, const std::string& name, co
           const float v = x[j] / half;  // exact: a power of two
           int code = -1;
           for (int k = 0; k < 16; ++k)
-            if (static_cast<float>(kMxfp4Values[k]) == v && !(k == 8 && !std::signbit(v))) { code = k; break; }
+            if (static_cast<float>(kMxfp4Values[k]) == v) { code = k; break; }  // +-0 -> code 0
           if (code < 0) return bad(j, "not an E2M1 value times the block scale");
           codes[j] = code;
           vals[j] = static_cast<float>(kMxfp4Values[code]) * half;

@@ -76,7 +76,8 @@ std::string PreTokenizerRegex(const nlohmann::json& pre) {
   return "";
 }
 
-absl::Status AddBpe(const std::string& dir, int64_t vocab_size, GgufWriter* w) {
+absl::Status AddBpe(const std::string& dir, const Tokenizer& tok, int64_t vocab_size,
+                    GgufWriter* w) {
   const fs::path path = fs::path(dir) / "tokenizer.json";
   QUARRY_ASSIGN_OR_RETURN(std::string text, ReadFile(path));
   nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
@@ -123,12 +124,11 @@ absl::Status AddBpe(const std::string& dir, int64_t vocab_size, GgufWriter* w) {
   w->Set("tokenizer.ggml.tokens", Value::StrArray(std::move(tokens)));
   w->Set("tokenizer.ggml.token_type", Value::I32Array(types));
   w->Set("tokenizer.ggml.merges", Value::StrArray(std::move(merges)));
-  QUARRY_ASSIGN_OR_RETURN(auto tok, Tokenizer::FromModelDir(dir));
-  SetId(w, "tokenizer.ggml.bos_token_id", tok->bos_id(), vocab_size);
-  SetId(w, "tokenizer.ggml.eos_token_id", tok->eos_id(), vocab_size);
+  SetId(w, "tokenizer.ggml.bos_token_id", tok.bos_id(), vocab_size);
+  SetId(w, "tokenizer.ggml.eos_token_id", tok.eos_id(), vocab_size);
   // add_bos: whether the tokenizer puts BOS in front (Llama 3's TemplateProcessing does).
-  const std::vector<int32_t> with = tok->Encode("a", true), without = tok->Encode("a", false);
-  const bool add_bos = with.size() > without.size() && tok->bos_id() >= 0 && with[0] == tok->bos_id();
+  const std::vector<int32_t> with = tok.Encode("a", true), without = tok.Encode("a", false);
+  const bool add_bos = with.size() > without.size() && tok.bos_id() >= 0 && with[0] == tok.bos_id();
   w->Set("tokenizer.ggml.add_bos_token", Value::Bool(add_bos));
   w->Set("tokenizer.ggml.add_eos_token", Value::Bool(false));
   return absl::OkStatus();
@@ -176,7 +176,7 @@ absl::Status AddTokenizerMetadata(const std::string& dir, int64_t vocab_size, Gg
   if (fs::exists(fs::path(dir) / "tokenizer.json", ec)) {
     // A tokenizer.json wins when it is a byte-level BPE (Tokenizer::FromModelDir's rule).
     QUARRY_ASSIGN_OR_RETURN(auto tok, Tokenizer::FromModelDir(dir));
-    if (tok->kind() == TokenizerKind::kHfByteLevelBpe) return AddBpe(dir, vocab_size, w);
+    if (tok->kind() == TokenizerKind::kHfByteLevelBpe) return AddBpe(dir, *tok, vocab_size, w);
   }
   if (!fs::exists(sp_path, ec))
     return absl::NotFoundError(absl::StrCat("export_format gguf: ", dir, " has neither "
