@@ -59,6 +59,19 @@ int main(int argc, char** argv) {
                  "token> tenant=<name> roles=<role>,... [expires=<RFC 3339>] [id=<name>]' line "
                  "per token; roles submit, read, cancel, admin, worker; reloaded on SIGHUP. "
                  "Without it the server is open (every caller is admin)");
+  app.add_option("--tenant-max-jobs", o.tenant_max_jobs, "Per tenant: jobs queued or running "
+                 "at once (0 = no limit)")->capture_default_str();
+  app.add_option("--tenant-max-upload-bytes", o.tenant_max_upload_bytes, "Per tenant: bytes "
+                 "of uploaded models and datasets kept, unfinished uploads included (0 = no "
+                 "limit)")->capture_default_str();
+  app.add_option("--tenant-max-artifact-bytes", o.tenant_max_artifact_bytes, "Per tenant: "
+                 "bytes of job artifacts kept (0 = no limit)")->capture_default_str();
+  app.add_option("--tenant-quotas", o.tenant_quotas, "Per-tenant overrides: one 'tenant=<name> "
+                 "[max_jobs=N] [max_upload_bytes=N[KMGT]] [max_artifact_bytes=N[KMGT]]' line "
+                 "per tenant ('tenant=*' = every tenant); reloaded on SIGHUP");
+  app.add_option("--metrics-max-tenants", o.metrics_max_tenants, "Tenant label values in the "
+                 "per-tenant metrics; the others are summed as tenant=\"_other\"")
+      ->capture_default_str();
   std::string address_file;
   app.add_option("--address-file", address_file, "Once listening, write the address clients "
                  "dial (with the real port) to this file, then a newline (for scripts and tests)");

@@ -54,9 +54,11 @@ quarry_add_test(quarry_worker_unit_tests
 target_include_directories(quarry_worker_unit_tests PRIVATE ${CMAKE_SOURCE_DIR}/worker/src)
 
 # Securing the service (issue 17): TLS, mutual TLS workers, tokens/roles/tenants, token and
-# certificate reload on SIGHUP, the audit log. Certificates are made by the test with openssl.
+# certificate reload on SIGHUP, the audit log, tenant quotas and deletion (quota_test.cc).
+# Certificates are made by the test with openssl.
 quarry_add_test(quarry_security_tests
-  SOURCES integration/security_test.cc integration/service_harness.cc
+  SOURCES integration/security_test.cc integration/quota_test.cc
+          integration/security_helpers.cc integration/service_harness.cc
   LIBS ${_quarry_service_test_libs}
   TIMEOUT 600 COST 10)
 add_dependencies(quarry_security_tests quarry-server quarry-worker)

@@ -519,6 +519,44 @@ void AddServiceCommands(CLI::App& app, GlobalOptions& global) {
     });
   }
 
+  // quarry delete JOB... / quarry delete-upload ID...
+  {
+    static std::vector<std::string> ids;
+    auto* sub = app.add_subcommand("delete", "Delete finished jobs: their records, events and "
+                                             "artifacts (frees the tenant's artifact quota)");
+    sub->add_option("JOB", ids, "Job ids")->required();
+    sub->callback([&global] {
+      auto c = Connect(global);
+      for (const std::string& id : ids) {
+        auto freed = c->DeleteJob(id);
+        if (!freed.ok()) Fail(freed.status());
+        if (global.json)
+          std::printf("{\"job_id\":\"%s\",\"freed_bytes\":%llu}\n", id.c_str(),
+                      static_cast<unsigned long long>(*freed));
+        else
+          std::printf("%s deleted, %s freed\n", id.c_str(), FormatBytes(*freed).c_str());
+      }
+    });
+  }
+  {
+    static std::vector<std::string> ids;
+    auto* sub = app.add_subcommand("delete-upload", "Delete uploaded models or datasets (frees "
+                                                    "the tenant's upload quota)");
+    sub->add_option("ID", ids, "Upload ids")->required();
+    sub->callback([&global] {
+      auto c = Connect(global);
+      for (const std::string& id : ids) {
+        auto freed = c->DeleteUpload(id);
+        if (!freed.ok()) Fail(freed.status());
+        if (global.json)
+          std::printf("{\"upload_id\":\"%s\",\"freed_bytes\":%llu}\n", id.c_str(),
+                      static_cast<unsigned long long>(*freed));
+        else
+          std::printf("%s deleted, %s freed\n", id.c_str(), FormatBytes(*freed).c_str());
+      }
+    });
+  }
+
   // quarry download JOB --out DIR
   {
     static std::string job_id, out;

@@ -317,6 +317,27 @@ class ClientImpl final : public Client {
                   p.filename().string());
   }
 
+  // A retry after a lost response sees NOT_FOUND: the job or upload is gone either way.
+  absl::StatusOr<uint64_t> DeleteJob(const std::string& job_id) override {
+    v1::DeleteJobRequest req;
+    req.set_job_id(job_id);
+    v1::DeleteResponse resp;
+    grpc::Status st = CallIdempotent(
+        [&](grpc::ClientContext& ctx) { return stub_->DeleteJob(&ctx, req, &resp); });
+    if (!st.ok()) return Annotated(st);
+    return resp.freed_bytes();
+  }
+
+  absl::StatusOr<uint64_t> DeleteUpload(const std::string& upload_id) override {
+    v1::DeleteUploadRequest req;
+    req.set_upload_id(upload_id);
+    v1::DeleteResponse resp;
+    grpc::Status st = CallIdempotent(
+        [&](grpc::ClientContext& ctx) { return stub_->DeleteUpload(&ctx, req, &resp); });
+    if (!st.ok()) return Annotated(st);
+    return resp.freed_bytes();
+  }
+
   absl::StatusOr<std::vector<v1::AuditEvent>> ListAuditEvents(
       const v1::ListAuditEventsRequest& req) override {
     v1::ListAuditEventsResponse resp;

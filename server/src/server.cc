@@ -10,7 +10,10 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <memory>
 #include <random>
+#include <set>
 #include <thread>
 
 #include <nlohmann/json.hpp>
@@ -22,6 +25,7 @@
 #include "auth/audit_log.h"
 #include "auth/authenticator.h"
 #include "auth/server_tls.h"
+#include "auth/tenant_quotas.h"
 #include "env/clock.h"
 #include "env/file_system.h"
 #include "env/process_launcher.h"
@@ -128,6 +132,22 @@ class ServerImpl final : public Server {
       std::fprintf(stderr,
                    "quarry-server: WARNING: no --auth-tokens: the server is open, every caller "
                    "acts as admin of every job\n");
+    QuotaOptions qo;
+    qo.default_max_jobs = options_.tenant_max_jobs;
+    qo.default_max_upload_bytes = options_.tenant_max_upload_bytes;
+    qo.default_max_artifact_bytes = options_.tenant_max_artifact_bytes;
+    qo.file = options_.tenant_quotas;
+    auto quotas = TenantQuotas::Create(std::move(qo));
+    if (!quotas.ok()) return quotas.status();
+    quotas_ = std::move(*quotas);
+    // Clients and workers send uploads in 1 MiB chunks (plus a few fields).
+    constexpr int kMinMessageBytes = (1 << 20) + (64 << 10);
+    if (options_.max_message_bytes < kMinMessageBytes)
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--max-message-bytes ", options_.max_message_bytes, " is too small: clients and "
+          "workers upload in 1 MiB chunks, so it must be at least ", kMinMessageBytes));
+    if (options_.metrics_max_tenants < 1)
+      return absl::InvalidArgumentError("--metrics-max-tenants must be at least 1");
     artifacts_ = std::make_unique<ArtifactStore>(data_dir, PosixFileSystem());
     metrics_ = std::make_unique<ServerMetrics>();
     JobManagerOptions mo;
@@ -155,6 +175,7 @@ class ServerImpl final : public Server {
     deps.metrics = metrics_.get();
     deps.auth = auth_.get();
     deps.audit = audit_.get();
+    deps.quotas = quotas_.get();
     deps.max_upload_bytes = options_.max_upload_bytes;
     // Leave room for the chunk's other fields under the message limit.
     deps.chunk_bytes = static_cast<size_t>(
@@ -268,6 +289,22 @@ class ServerImpl final : public Server {
     else if (!auth_->open())
       std::fprintf(stderr, "quarry-server: reloaded %zu tokens from %s\n", auth_->token_count(),
                    options_.auth_tokens.c_str());
+    if (!options_.tenant_quotas.empty()) {
+      absl::Status st = quotas_->Reload();
+      v1::AuditEvent e;
+      e.set_peer("local");
+      e.set_action("reload");
+      e.set_target("quotas");
+      audit_->Record(e, st);
+      if (!st.ok()) {
+        std::fprintf(stderr, "quarry-server: quota reload failed, keeping the old quotas: %s\n",
+                     st.ToString().c_str());
+        if (result.ok()) result = st;
+      } else {
+        std::fprintf(stderr, "quarry-server: reloaded the tenant quotas from %s\n",
+                     options_.tenant_quotas.c_str());
+      }
+    }
     if (tls_) {
       absl::Status st = tls_->Reload();
       v1::AuditEvent e;
@@ -335,7 +372,8 @@ class ServerImpl final : public Server {
                         {"auth", auth_->open() ? "open" : "tokens"},
                         {"tokens", auth_->token_count()},
                         {"tls", tls_ != nullptr},
-                        {"mutual_tls_workers", !options_.tls_client_ca.empty()}};
+                        {"mutual_tls_workers", !options_.tls_client_ca.empty()},
+                        {"tenant_quotas", quotas_->any()}};
     if (auth_->open())
       j["warning"] = "no --auth-tokens: the server is open, every caller acts as admin";
     return j.dump() + "\n";
@@ -345,6 +383,35 @@ class ServerImpl final : public Server {
     ServerMetrics* m = metrics_.get();
     JobManager* manager = manager_.get();
     JobStore* store = store_.get();
+    // Per-tenant gauges: the first metrics_max_tenants tenants by name keep their own label,
+    // the rest are summed as "_other"; a label that had a value and now has none reads 0.
+    const size_t max_tenants = static_cast<size_t>(options_.metrics_max_tenants);
+    auto seen = std::make_shared<std::set<std::string>>();
+    m->registry().AddCollector([m, store, max_tenants, seen] {
+      auto usage = store->UsageByTenant();
+      if (!usage.ok()) return;
+      std::map<std::string, JobStore::TenantUsage> labelled;
+      for (const auto& [tenant, u] : *usage) {
+        std::string label = tenant.empty() ? "_none" : tenant;
+        if (labelled.size() >= max_tenants && !labelled.count(label)) label = "_other";
+        JobStore::TenantUsage& into = labelled[label];
+        for (const auto& [state, n] : u.jobs) into.jobs[state] += n;
+        into.upload_bytes += u.upload_bytes;
+        into.artifact_bytes += u.artifact_bytes;
+      }
+      for (const std::string& old : *seen) labelled.try_emplace(old);
+      for (const auto& [label, u] : labelled) {
+        seen->insert(label);
+        for (int st = v1::JOB_STATE_QUEUED; st <= v1::JOB_STATE_CANCELLED; ++st) {
+          auto it = u.jobs.find(static_cast<v1::JobState>(st));
+          m->tenant_jobs.WithLabels({label, StateName(static_cast<v1::JobState>(st))})
+              .Set(it == u.jobs.end() ? 0 : static_cast<double>(it->second));
+        }
+        m->tenant_stored_bytes.WithLabels({label, "upload"}).Set(static_cast<double>(u.upload_bytes));
+        m->tenant_stored_bytes.WithLabels({label, "artifact"})
+            .Set(static_cast<double>(u.artifact_bytes));
+      }
+    });
     m->registry().AddCollector([m, manager, store] {
       ManagerStats s = manager->Stats();
       m->queue_depth.Set(s.queued);
@@ -365,6 +432,7 @@ class ServerImpl final : public Server {
   std::unique_ptr<JobStore> store_;
   std::unique_ptr<AuditLog> audit_;
   std::unique_ptr<Authenticator> auth_;
+  std::unique_ptr<TenantQuotas> quotas_;
   std::unique_ptr<ServerTls> tls_;
   std::unique_ptr<ArtifactStore> artifacts_;
   std::unique_ptr<ServerMetrics> metrics_;

@@ -136,6 +136,22 @@ TEST_F(CliTest, ServerFromEnvironmentCancelAndUpload) {
   auto resp = nlohmann::json::parse(up.out);
   EXPECT_FALSE(resp["id"].get<std::string>().empty());
   EXPECT_EQ(resp["files"].size(), 7u);
+
+  // quarry delete / delete-upload: the cancelled job and the upload are gone, their bytes freed.
+  CliResult del = Quarry({"--server", Server(), "delete", id});
+  ASSERT_EQ(del.code, 0) << del.err;
+  EXPECT_TRUE(absl::StrContains(del.out, id + " deleted")) << del.out;
+  EXPECT_EQ(Quarry({"--server", Server(), "show", id}).code, 1) << "deleted";
+  CliResult del_up = Quarry({"--server", Server(), "--json", "delete-upload",
+                             resp["id"].get<std::string>()});
+  ASSERT_EQ(del_up.code, 0) << del_up.err;
+  // (protobuf's JSON writes a uint64 as a string)
+  EXPECT_EQ(nlohmann::json::parse(del_up.out)["freed_bytes"].get<uint64_t>(),
+            std::stoull(resp["total_bytes"].get<std::string>()))
+      << del_up.out;
+  EXPECT_EQ(Quarry({"--server", Server(), "delete-upload", resp["id"].get<std::string>()}).code,
+            1)
+      << "already deleted";
 }
 
 TEST_F(CliTest, ExitCodes) {

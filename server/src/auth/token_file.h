@@ -21,7 +21,7 @@ namespace quarry::server {
 enum Role : uint32_t {
   kRoleSubmit = 1u << 0,  // SubmitJob, UploadModel, UploadDataset
   kRoleRead = 1u << 1,    // GetJob, ListJobs, WatchJob, DownloadArtifact, ValidateConfig
-  kRoleCancel = 1u << 2,  // CancelJob
+  kRoleCancel = 1u << 2,  // CancelJob, DeleteJob, DeleteUpload
   kRoleAdmin = 1u << 3,   // every tenant's jobs; ListAuditEvents
   kRoleWorker = 1u << 4,  // WorkerService (Connect, UploadArtifact, ArtifactUploadStatus, FetchInput)
 };

@@ -129,6 +129,10 @@ absl::Status JobManager::Commit(ActiveJob& job, v1::Job updated, Change change) 
                        : 0.0;
       options_.on_job_finished(job.job.state(), run);
     }
+    // A job that did not succeed keeps no files: what its attempts staged is never served and
+    // would hold disk no quota counts (a success keeps its final attempt's, HandleCompletion).
+    if (job.job.state() != v1::JOB_STATE_SUCCEEDED && artifacts_ != nullptr)
+      artifacts_->RemoveOtherAttempts(id, 0);
     jobs_.erase(id);  // `job` is gone from here on
   }
   auto w = waiters_.find(id);
@@ -151,6 +155,28 @@ void JobManager::RunWakeups() {
 
 // ----- Client side -----
 
+std::string JobManager::ActiveJobUsingUpload(const std::string& upload_id) {
+  absl::MutexLock lock(&mu_);
+  for (const auto& [id, j] : jobs_) {
+    const v1::JobSpec& spec = j.job.spec();
+    if ((spec.model().source_case() == v1::ModelSource::kUploadedModelId &&
+         spec.model().uploaded_model_id() == upload_id) ||
+        (spec.calibration().source_case() == v1::CalibrationData::kUploadedDatasetId &&
+         spec.calibration().uploaded_dataset_id() == upload_id) ||
+        (spec.eval().source_case() == v1::EvalOptions::kUploadedDatasetId &&
+         spec.eval().uploaded_dataset_id() == upload_id))
+      return id;
+  }
+  return "";
+}
+
+int JobManager::ActiveJobsOf(const std::string& tenant) {
+  absl::MutexLock lock(&mu_);
+  int n = 0;
+  for (const auto& [id, j] : jobs_) n += j.job.tenant() == tenant ? 1 : 0;
+  return n;
+}
+
 absl::StatusOr<v1::Job> JobManager::Submit(NewJob nj) {
   v1::Job result;
   {
@@ -165,6 +191,15 @@ absl::StatusOr<v1::Job> JobManager::Submit(NewJob nj) {
         if (!stored.ok()) return stored.status();
         if (stored->has_value()) return (*stored)->job;
       }
+    }
+    if (nj.tenant_max_jobs > 0) {
+      uint64_t active = 0;
+      for (const auto& [id, j] : jobs_) active += j.job.tenant() == nj.tenant ? 1 : 0;
+      if (active >= nj.tenant_max_jobs)
+        return absl::ResourceExhaustedError(absl::StrCat(
+            "quota: tenant '", nj.tenant, "' has ", active, " jobs queued or running; its limit "
+            "is ", nj.tenant_max_jobs, " (", nj.tenant_max_jobs_source, "). Wait for one to "
+            "finish or cancel one"));
     }
     if (static_cast<int>(queue_.size()) >= options_.max_queued_jobs)
       return absl::ResourceExhaustedError(absl::StrCat(

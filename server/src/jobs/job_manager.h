@@ -9,7 +9,8 @@
 //    messages about any other (job, attempt) are stale and ignored, so a worker that was given up
 //    on can never change a job that has moved on.
 //  - A terminal job (SUCCEEDED, FAILED, CANCELLED) is immutable: its terminal state event is its
-//    last event, and it is dropped from memory (the store keeps it).
+//    last event, and it is dropped from memory (the store keeps it until DeleteJob). A FAILED or
+//    CANCELLED job's staged artifact files are removed then (nothing serves them).
 //
 // States and transitions (each one store transaction: the job row + the events that explain it,
 // so a restart never sees one without the other):
@@ -99,6 +100,11 @@ struct NewJob {
   uint64_t memory_bytes = 0;     // estimated peak memory
   std::string request_id;        // idempotency key ("" = none)
   std::string tenant;            // owner, stored as Job.tenant ("" = no auth)
+  // The tenant's limit on jobs queued or running at once (0 = none) and where it was set
+  // (auth/tenant_quotas.h), checked under the manager's lock so concurrent submits cannot pass
+  // it together.
+  uint64_t tenant_max_jobs = 0;
+  std::string tenant_max_jobs_source;
 };
 
 struct ManagerStats {
@@ -118,7 +124,8 @@ class JobManager {
 
   // ----- Client side -----
   // Persists the job as QUEUED and schedules it. With a request_id already used, returns that
-  // job instead. RESOURCE_EXHAUSTED when max_queued_jobs are waiting.
+  // job instead. RESOURCE_EXHAUSTED when max_queued_jobs are waiting, or when the tenant already
+  // has tenant_max_jobs jobs queued or running.
   absl::StatusOr<v1::Job> Submit(NewJob job);
   // NOT_FOUND for an unknown id.
   absl::StatusOr<v1::Job> Get(const std::string& job_id);
@@ -139,6 +146,11 @@ class JobManager {
                                        uint64_t* wait_id);
   // Drops a wake-up registered by PollEvents (no-op when it already fired).
   void CancelWait(const std::string& job_id, uint64_t wait_id);
+
+  // The id of a queued or running job whose inputs include the upload, or "".
+  std::string ActiveJobUsingUpload(const std::string& upload_id);
+  // Jobs queued or running (not terminal) of one tenant.
+  int ActiveJobsOf(const std::string& tenant);
 
   // ----- Worker side -----
   // A worker said hello on `conn`. Replaces an older connection of the same worker_id. Sends

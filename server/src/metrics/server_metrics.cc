@@ -33,6 +33,16 @@ ServerMetrics::ServerMetrics()
       downloaded_bytes(registry_.AddCounter(
           "quarry_downloaded_bytes_total", "Bytes sent: artifacts to clients, inputs to workers.",
           {"kind"})),
+      tenant_jobs(registry_.AddGauge(
+          "quarry_tenant_jobs",
+          "Jobs in the database by tenant and state (at most --metrics-max-tenants tenant "
+          "values by name; the other tenants summed under tenant=\"_other\", no auth = \"_none\").",
+          {"tenant", "state"})),
+      tenant_stored_bytes(registry_.AddGauge(
+          "quarry_tenant_stored_bytes",
+          "Bytes a tenant keeps: kind=upload (models and datasets, unfinished uploads at what "
+          "they declared) or artifact (job outputs); tenants as in quarry_tenant_jobs.",
+          {"tenant", "kind"})),
       local_worker_restarts(registry_
                                 .AddCounter("quarry_local_worker_restarts_total",
                                             "Local worker processes restarted after they exited.")

@@ -10,6 +10,10 @@
 //   quarry_uploaded_bytes_total{kind}       counter    bytes received: model, dataset, artifact
 //   quarry_downloaded_bytes_total{kind}     counter    bytes sent: artifact, input
 //   quarry_local_worker_restarts_total      counter    local worker processes restarted
+//   quarry_tenant_jobs{tenant,state}        gauge      jobs in the database by tenant
+//   quarry_tenant_stored_bytes{tenant,kind} gauge      upload / artifact bytes a tenant keeps
+// Tenant labels are bounded: at most ServerOptions::metrics_max_tenants values (by name), the
+// rest summed as "_other"; the tenant of a server without --auth-tokens is "_none".
 // Thread-safe.
 #pragma once
 
@@ -39,6 +43,8 @@ class ServerMetrics {
   metrics::Family<metrics::Histogram>& rpc_duration;
   metrics::Family<metrics::Counter>& uploaded_bytes;
   metrics::Family<metrics::Counter>& downloaded_bytes;
+  metrics::Family<metrics::Gauge>& tenant_jobs;
+  metrics::Family<metrics::Gauge>& tenant_stored_bytes;
   metrics::Counter& local_worker_restarts;
 
   // Records one finished RPC.

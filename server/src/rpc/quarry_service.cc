@@ -197,8 +197,11 @@ class ActiveUploads {
     absl::MutexLock lock(&mu_);
     ids_.erase(id);
   }
+  // Serialises quota checks of uploads (check + store as one step).
+  absl::Mutex* quota_mu() { return &quota_mu_; }
 
  private:
+  absl::Mutex quota_mu_;
   absl::Mutex mu_;
   std::set<std::string> ids_ ABSL_GUARDED_BY(mu_);
 };
@@ -303,6 +306,9 @@ class UploadReactor final : public grpc::ServerReadReactor<v1::UploadChunk> {
       return absl::ResourceExhaustedError(absl::StrCat(
           "upload too large: ", kind_name_, " uploads are limited to ", deps_.max_upload_bytes,
           " bytes (--max-upload-bytes); this one declares ", total_declared, " bytes"));
+    if (total_declared > record_.total_bytes) {
+      if (absl::Status st = Declare(total_declared); !st.ok()) return st;
+    }
     if (writer_ == nullptr || writer_path_ != path || writer_->size() != chunk_.offset()) {
       if (completed_.count(path))
         return absl::InvalidArgumentError(absl::StrCat("'", path, "' was already completed"));
@@ -321,6 +327,26 @@ class UploadReactor final : public grpc::ServerReadReactor<v1::UploadChunk> {
       completed_[path] = *f;
     }
     return absl::OkStatus();
+  }
+
+  // The upload now declares `total` bytes: checked against the tenant's max_upload_bytes
+  // (with every other upload it keeps, unfinished ones at what they declared) and stored, so an
+  // upload that stops half way still counts until it is finished or deleted.
+  absl::Status Declare(uint64_t total) {
+    absl::MutexLock lock(active_->quota_mu());
+    const QuotaLimit limit = LimitsOf(deps_, caller_.tenant).max_upload_bytes;
+    if (limit.limited()) {
+      auto others = deps_.store->TenantUploadBytes(caller_.tenant, record_.id);
+      if (!others.ok()) return others.status();
+      if (*others + total > limit.value)
+        return absl::ResourceExhaustedError(absl::StrCat(
+            "quota: tenant '", caller_.tenant, "' keeps ", DescribeBytes(*others),
+            " of uploads and this ", kind_name_, " upload declares ", DescribeBytes(total),
+            "; its limit is ", DescribeBytes(limit.value), " (", limit.source,
+            "). Delete uploads it no longer needs: quarry delete-upload ID"));
+    }
+    record_.total_bytes = total;
+    return deps_.store->PutUpload(record_);
   }
 
   absl::Status Complete() {
@@ -402,9 +428,16 @@ class QuarryServiceImpl final : public v1::QuarryService::CallbackService {
             ? req->request_id()
             : absl::StrCat(caller->tenant, "/", req->request_id());
     auto job = deps_.resolver->Resolve(req->spec(), request_id, caller->TenantFilter());
+    if (job.ok()) {
+      absl::Status quota = CheckArtifactQuota(deps_, caller->tenant, 0, "a new job");
+      if (!quota.ok()) job = quota;
+    }
     absl::StatusOr<v1::Job> submitted =
         job.ok() ? deps_.manager->Submit([&] {
           job->tenant = caller->tenant;
+          const QuotaLimit max_jobs = LimitsOf(deps_, caller->tenant).max_jobs;
+          job->tenant_max_jobs = max_jobs.value;
+          job->tenant_max_jobs_source = max_jobs.source;
           return std::move(*job);
         }())
                  : absl::StatusOr<v1::Job>(job.status());
@@ -515,6 +548,68 @@ class QuarryServiceImpl final : public v1::QuarryService::CallbackService {
     auto caller = deps_.auth->Authorize(*ctx, kRoleRead, "ValidateConfig");
     if (!caller.ok()) return FinishUnary(ctx, timer, caller.status());
     return FinishUnary(ctx, timer, Validate(*req, resp, *caller));
+  }
+
+  grpc::ServerUnaryReactor* DeleteJob(grpc::CallbackServerContext* ctx,
+                                      const v1::DeleteJobRequest* req,
+                                      v1::DeleteResponse* resp) override {
+    RpcTimer timer(deps_.metrics, "DeleteJob");
+    auto caller = deps_.auth->Authorize(*ctx, kRoleCancel, "DeleteJob");
+    if (!caller.ok()) return FinishUnary(ctx, timer, caller.status());
+    absl::Status st = [&]() -> absl::Status {
+      auto job = VisibleJob(deps_, *caller, req->job_id(), "DeleteJob");
+      if (!job.ok()) return job.status();
+      if (!IsTerminal(job->state()))
+        return absl::FailedPreconditionError(absl::StrCat(
+            "job '", req->job_id(), "' is ", StateName(job->state()),
+            "; only a finished job can be deleted (cancel it first: quarry cancel ",
+            req->job_id(), ")"));
+      uint64_t freed = 0;
+      for (const v1::ArtifactInfo& a : job->artifacts()) freed += a.size();
+      // Rows first, then files: a crash in between leaves files no row points to (never a
+      // row without its file).
+      if (absl::Status d = deps_.store->DeleteJob(req->job_id()); !d.ok()) return d;
+      deps_.artifacts->RemoveOtherAttempts(req->job_id(), 0);
+      resp->set_freed_bytes(freed);
+      return absl::OkStatus();
+    }();
+    AuditCall(deps_.audit, *caller, "delete", req->job_id(), st,
+              st.ok() ? absl::StrCat(resp->freed_bytes(), " bytes freed") : "");
+    return FinishUnary(ctx, timer, st);
+  }
+
+  grpc::ServerUnaryReactor* DeleteUpload(grpc::CallbackServerContext* ctx,
+                                         const v1::DeleteUploadRequest* req,
+                                         v1::DeleteResponse* resp) override {
+    RpcTimer timer(deps_.metrics, "DeleteUpload");
+    auto caller = deps_.auth->Authorize(*ctx, kRoleCancel, "DeleteUpload");
+    if (!caller.ok()) return FinishUnary(ctx, timer, caller.status());
+    const std::string& id = req->upload_id();
+    absl::Status st = [&]() -> absl::Status {
+      auto upload = deps_.store->GetUpload(id);
+      if (!upload.ok()) return upload.status();
+      if (!upload->has_value() || !caller->CanSee((*upload)->tenant))
+        return absl::NotFoundError(absl::StrCat("no upload '", id, "'"));
+      if (!uploads_.Claim(id))
+        return absl::AbortedError(absl::StrCat("upload '", id, "' is in progress on a stream; "
+                                               "retry when it has ended"));
+      struct Release {
+        ActiveUploads* a;
+        const std::string& id;
+        ~Release() { a->Release(id); }
+      } release{&uploads_, id};
+      if (std::string job = deps_.manager->ActiveJobUsingUpload(id); !job.empty())
+        return absl::FailedPreconditionError(absl::StrCat(
+            "upload '", id, "' is used by job ", job, ", which is not finished; cancel it or "
+            "wait for it"));
+      if (absl::Status d = deps_.store->DeleteUpload(id); !d.ok()) return d;
+      if (absl::Status d = deps_.artifacts->RemoveUpload(id); !d.ok()) return d;
+      resp->set_freed_bytes((*upload)->total_bytes);
+      return absl::OkStatus();
+    }();
+    AuditCall(deps_.audit, *caller, "delete_upload", id, st,
+              st.ok() ? absl::StrCat(resp->freed_bytes(), " bytes freed") : "");
+    return FinishUnary(ctx, timer, st);
   }
 
   grpc::ServerUnaryReactor* ListAuditEvents(grpc::CallbackServerContext* ctx,

@@ -180,6 +180,7 @@ class ArtifactUploadReactor final : public grpc::ServerReadReactor<v1::ArtifactU
         return absl::ResourceExhaustedError(absl::StrCat(
             "artifact '", chunk_.name(), "' is ", chunk_.total_size(), " bytes; the limit is ",
             deps_.max_upload_bytes, " (--max-upload-bytes)"));
+      if (absl::Status st = CheckQuota(); !st.ok()) return st;
       auto w = deps_.artifacts->OpenArtifact(chunk_.job_id(), chunk_.attempt(), chunk_.name(),
                                              chunk_.offset());
       if (!w.ok()) return w.status();
@@ -211,6 +212,21 @@ class ArtifactUploadReactor final : public grpc::ServerReadReactor<v1::ArtifactU
       done_ = true;
     }
     return absl::OkStatus();
+  }
+  // The job's tenant keeps at most max_artifact_bytes: what it keeps, this attempt's files
+  // already complete and this file must fit (checked per file: two jobs of one tenant
+  // uploading at once may each pass with one file).
+  absl::Status CheckQuota() {
+    auto job = deps_.manager->Get(chunk_.job_id());
+    if (!job.ok()) return job.status();
+    if (!LimitsOf(deps_, job->tenant()).max_artifact_bytes.limited()) return absl::OkStatus();
+    const StagedFile same = deps_.artifacts->ArtifactStatus(chunk_.job_id(), chunk_.attempt(),
+                                                            chunk_.name());
+    const uint64_t staged = deps_.artifacts->AttemptBytes(chunk_.job_id(), chunk_.attempt()) -
+                            (same.complete ? same.received_bytes : 0);
+    return CheckArtifactQuota(deps_, job->tenant(), staged + chunk_.total_size(),
+                              absl::StrCat("artifact '", chunk_.name(), "' (", chunk_.total_size(),
+                                           " bytes) of job ", chunk_.job_id()));
   }
   void Done(const absl::Status& st) {
     timer_.Finish(st.code());

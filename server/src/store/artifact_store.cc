@@ -172,6 +172,26 @@ void ArtifactStore::RemoveOtherAttempts(const std::string& job_id, int keep_atte
     attempts.push_back(entry.path().filename().string());
   for (const std::string& a : attempts)
     if (a != std::to_string(keep_attempt)) fs_->RemoveAll(absl::StrCat(dir, "/", a)).IgnoreError();
+  if (keep_attempt == 0) fs_->RemoveAll(dir).IgnoreError();
+}
+
+uint64_t ArtifactStore::AttemptBytes(const std::string& job_id, int attempt) {
+  const std::string dir = absl::StrCat(AttemptDir(job_id, attempt), "/files");
+  uint64_t total = 0;
+  std::error_code ec;
+  if (!std::filesystem::is_directory(dir, ec)) return 0;
+  for (auto it = std::filesystem::recursive_directory_iterator(dir, ec);
+       !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
+    if (it->is_regular_file(ec)) total += it->file_size(ec);
+  }
+  return total;
+}
+
+absl::Status ArtifactStore::RemoveUpload(const std::string& upload_id) {
+  if (absl::Status st = ValidateRelativePath(upload_id, "upload id"); !st.ok()) return st;
+  const std::string dir = absl::StrCat(data_dir_, "/uploads/", upload_id);
+  if (!fs_->Exists(dir)) return absl::OkStatus();
+  return fs_->RemoveAll(dir);
 }
 
 }  // namespace quarry::server

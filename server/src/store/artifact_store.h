@@ -68,8 +68,14 @@ class ArtifactStore {
   // Directory holding the complete files of an upload.
   std::string UploadFilesDir(const std::string& upload_id) const;
 
-  // Deletes every attempt's files of a job except `keep_attempt` (0 = delete all).
+  // Deletes every attempt's files of a job except `keep_attempt` (0 = delete all, and the
+  // job's directory).
   void RemoveOtherAttempts(const std::string& job_id, int keep_attempt);
+  // Bytes of the complete artifact files of one attempt (the tenant quota counts them while
+  // the rest of the job's artifacts upload).
+  uint64_t AttemptBytes(const std::string& job_id, int attempt);
+  // Deletes an upload's files (complete and staged).
+  absl::Status RemoveUpload(const std::string& upload_id);
 
   FileSystem* fs() const { return fs_; }
 

@@ -527,6 +527,87 @@ absl::StatusOr<std::optional<UploadRecord>> JobStore::GetUpload(const std::strin
   return std::optional<UploadRecord>(std::move(u));
 }
 
+absl::StatusOr<uint64_t> JobStore::TenantUploadBytes(const std::string& tenant,
+                                                     const std::string& except_upload_id) {
+  absl::MutexLock lock(&mu_);
+  Stmt q(db_, "SELECT COALESCE(SUM(total_bytes), 0) FROM uploads WHERE tenant = ? AND id != ?");
+  if (!q.status().ok()) return q.status();
+  q.Bind(1, tenant);
+  q.Bind(2, except_upload_id);
+  if (q.Step() != SQLITE_ROW) return q.StepError("sum uploads");
+  return static_cast<uint64_t>(q.Int(0));
+}
+
+absl::StatusOr<uint64_t> JobStore::TenantArtifactBytes(const std::string& tenant) {
+  absl::MutexLock lock(&mu_);
+  Stmt q(db_, "SELECT COALESCE(SUM(a.size), 0) FROM artifacts a JOIN jobs j ON a.job_id = j.id "
+              "WHERE j.tenant = ?");
+  if (!q.status().ok()) return q.status();
+  q.Bind(1, tenant);
+  if (q.Step() != SQLITE_ROW) return q.StepError("sum artifacts");
+  return static_cast<uint64_t>(q.Int(0));
+}
+
+absl::StatusOr<std::map<std::string, JobStore::TenantUsage>> JobStore::UsageByTenant() {
+  absl::MutexLock lock(&mu_);
+  std::map<std::string, TenantUsage> out;
+  {
+    Stmt q(db_, "SELECT tenant, state, COUNT(*) FROM jobs GROUP BY tenant, state");
+    if (!q.status().ok()) return q.status();
+    int rc;
+    while ((rc = q.Step()) == SQLITE_ROW)
+      out[q.Text(0)].jobs[static_cast<v1::JobState>(q.Int(1))] = q.Int(2);
+    if (rc != SQLITE_DONE) return q.StepError("count jobs by tenant");
+  }
+  {
+    Stmt q(db_, "SELECT tenant, SUM(total_bytes) FROM uploads GROUP BY tenant");
+    if (!q.status().ok()) return q.status();
+    int rc;
+    while ((rc = q.Step()) == SQLITE_ROW)
+      out[q.Text(0)].upload_bytes = static_cast<uint64_t>(q.Int(1));
+    if (rc != SQLITE_DONE) return q.StepError("sum uploads by tenant");
+  }
+  {
+    Stmt q(db_, "SELECT j.tenant, SUM(a.size) FROM artifacts a JOIN jobs j ON a.job_id = j.id "
+                "GROUP BY j.tenant");
+    if (!q.status().ok()) return q.status();
+    int rc;
+    while ((rc = q.Step()) == SQLITE_ROW)
+      out[q.Text(0)].artifact_bytes = static_cast<uint64_t>(q.Int(1));
+    if (rc != SQLITE_DONE) return q.StepError("sum artifacts by tenant");
+  }
+  return out;
+}
+
+absl::Status JobStore::DeleteJob(const std::string& job_id) {
+  absl::MutexLock lock(&mu_);
+  Transaction tx(db_);
+  if (absl::Status st = tx.Begun(); !st.ok()) return st;
+  for (const char* sql : {"DELETE FROM artifacts WHERE job_id = ?",
+                          "DELETE FROM events WHERE job_id = ?",
+                          "DELETE FROM state_history WHERE job_id = ?",
+                          "DELETE FROM jobs WHERE id = ?"}) {
+    Stmt q(db_, sql);
+    if (!q.status().ok()) return q.status();
+    q.Bind(1, job_id);
+    if (q.Step() != SQLITE_DONE) return q.StepError("delete job");
+  }
+  if (sqlite3_changes(db_) != 1)
+    return absl::NotFoundError(absl::StrCat("job '", job_id, "' is not in the database"));
+  return tx.Commit();
+}
+
+absl::Status JobStore::DeleteUpload(const std::string& id) {
+  absl::MutexLock lock(&mu_);
+  Stmt q(db_, "DELETE FROM uploads WHERE id = ?");
+  if (!q.status().ok()) return q.status();
+  q.Bind(1, id);
+  if (q.Step() != SQLITE_DONE) return q.StepError("delete upload");
+  if (sqlite3_changes(db_) != 1)
+    return absl::NotFoundError(absl::StrCat("upload '", id, "' is not in the database"));
+  return absl::OkStatus();
+}
+
 absl::StatusOr<int64_t> JobStore::AppendAudit(const v1::AuditEvent& e) {
   absl::MutexLock lock(&mu_);
   Stmt q(db_, "INSERT INTO audit(time_ms, tenant, token_id, peer, action, target, code, detail) "

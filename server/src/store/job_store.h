@@ -92,6 +92,26 @@ class JobStore {
   absl::Status PutUpload(const UploadRecord& upload);
   absl::StatusOr<std::optional<UploadRecord>> GetUpload(const std::string& id);
 
+  // ----- Quotas and deletion (auth/tenant_quotas.h) -----
+  // Bytes of the tenant's uploads (an unfinished one counts what it declared so far), leaving
+  // out `except_upload_id`.
+  absl::StatusOr<uint64_t> TenantUploadBytes(const std::string& tenant,
+                                             const std::string& except_upload_id = "");
+  // Bytes of the artifacts recorded for the tenant's jobs.
+  absl::StatusOr<uint64_t> TenantArtifactBytes(const std::string& tenant);
+  struct TenantUsage {
+    std::map<v1::JobState, int64_t> jobs;
+    uint64_t upload_bytes = 0;
+    uint64_t artifact_bytes = 0;
+  };
+  // Every tenant that has a job or an upload (metrics).
+  absl::StatusOr<std::map<std::string, TenantUsage>> UsageByTenant();
+  // Removes a job, its events, state history and artifact rows in one transaction (the caller
+  // checks that it is terminal and removes the files). NOT_FOUND for an unknown id.
+  absl::Status DeleteJob(const std::string& job_id);
+  // Removes an upload's row. NOT_FOUND for an unknown id.
+  absl::Status DeleteUpload(const std::string& id);
+
   // The audit log (schema version 2): appends one row (its id and the event's other fields as
   // given) and returns the id; lists rows newest first.
   absl::StatusOr<int64_t> AppendAudit(const v1::AuditEvent& event);

@@ -7,6 +7,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "auth/tenant_quotas.h"
 #include "auth/token_file.h"
 #include "store/job_store.h"
 
@@ -123,6 +124,67 @@ TEST(JobStoreSchema, Version1DatabaseMigratesKeepingJobsReadable) {
   ASSERT_EQ(rows->size(), 1u);
   EXPECT_EQ((*rows)[0].id(), *id);
   std::filesystem::remove_all(dir);
+}
+
+TEST(TenantQuotas, FileOverridesTheFlagDefaultsPerTenantAndNamesWhere) {
+  EXPECT_EQ(ParseByteCount("4096"), 4096u);
+  EXPECT_EQ(ParseByteCount("5G"), 5ull << 30);
+  EXPECT_EQ(ParseByteCount("2t"), 2ull << 40);
+  EXPECT_EQ(ParseByteCount("0"), 0u);
+  for (const char* bad : {"", "G", "-1", "1.5G", "12X", "+3", "99999999999999999999",
+                          "17000000T"})
+    EXPECT_FALSE(ParseByteCount(bad).has_value()) << bad;
+
+  const std::string path = ::testing::TempDir() + "/quotas_test.txt";
+  std::FILE* f = std::fopen(path.c_str(), "w");
+  std::fputs("# quotas\ntenant=* max_jobs=8\n\ntenant=a max_upload_bytes=1K  # small\n"
+             "tenant=- max_artifact_bytes=3\n",
+             f);
+  std::fclose(f);
+  QuotaOptions o;
+  o.default_max_jobs = 2;
+  o.default_max_artifact_bytes = 100;
+  o.file = path;
+  auto q = TenantQuotas::Create(o);
+  ASSERT_TRUE(q.ok()) << q.status();
+  TenantLimits a = (*q)->For("a");
+  EXPECT_EQ(a.max_jobs.value, 8u);
+  EXPECT_EQ(a.max_jobs.source, path + " line 2");
+  EXPECT_EQ(a.max_upload_bytes.value, 1024u);
+  EXPECT_EQ(a.max_upload_bytes.source, path + " line 4");
+  EXPECT_EQ(a.max_artifact_bytes.value, 100u);
+  EXPECT_EQ(a.max_artifact_bytes.source, "--tenant-max-artifact-bytes");
+  EXPECT_EQ((*q)->For("").max_artifact_bytes.value, 3u) << "tenant=- is the tenant \"\"";
+  EXPECT_FALSE((*q)->For("zz").max_upload_bytes.limited());
+  EXPECT_TRUE((*q)->any());
+
+  // A reload that fails keeps the old table.
+  f = std::fopen(path.c_str(), "w");
+  std::fputs("tenant=a max_jobs=x\n", f);
+  std::fclose(f);
+  EXPECT_EQ((*q)->Reload().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ((*q)->For("a").max_jobs.value, 8u);
+  std::remove(path.c_str());
+}
+
+TEST(TenantQuotas, ErrorsNameTheLineAndTheField) {
+  for (const auto& [text, want] : std::vector<std::pair<std::string, std::string>>{
+           {"max_jobs=1\n", "line 1: tenant= is required"},
+           {"tenant=a\ntenant=a max_jobs=2\n", "line 2: tenant 'a' is already set on line 1"},
+           {"tenant=* \n tenant=*\n", "line 2: tenant=* is already set on line 1"},
+           {"tenant=a max_jobs=1 max_jobs=2\n", "line 1: max_jobs= given twice"},
+           {"tenant=a max_gpus=1\n", "unknown field 'max_gpus'"},
+           {"tenant=a max_upload_bytes=1Q\n", "max_upload_bytes='1Q': expected a non-negative"},
+           {"tenant=a max_jobs=5G\n", "max_jobs='5G'"},
+           {"tenant=a/b\n", "tenant 'a/b'"},
+           {"tenant=a junk\n", "'junk': expected key=value"}}) {
+    auto parsed = ParseQuotaFile(text, "q.txt");
+    ASSERT_FALSE(parsed.ok()) << text;
+    EXPECT_EQ(parsed.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_TRUE(absl::StrContains(parsed.status().message(), "--tenant-quotas 'q.txt' " + want) ||
+                absl::StrContains(parsed.status().message(), want))
+        << parsed.status() << " wanted " << want;
+  }
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <tuple>
 
 namespace quarry::server {
 namespace {
@@ -137,6 +138,61 @@ TEST_F(JobStoreTest, AFailedTransactionChangesNothing) {
   StoredJob dup2 = Job("a3", v1::JOB_STATE_QUEUED, "same");
   ASSERT_TRUE((*store)->InsertJob(&dup, {}).ok());
   EXPECT_EQ((*store)->InsertJob(&dup2, {}).code(), absl::StatusCode::kAlreadyExists);
+}
+
+// Quota accounting: bytes per tenant (unfinished uploads at what they declared), usage for the
+// metrics, and DeleteJob / DeleteUpload removing exactly their rows.
+TEST_F(JobStoreTest, TenantUsageAndDeletion) {
+  auto store = JobStore::Open(db());
+  ASSERT_TRUE(store.ok());
+  auto add_job = [&](const std::string& id, const std::string& tenant, uint64_t artifact_bytes) {
+    StoredJob j = Job(id, v1::JOB_STATE_QUEUED);
+    j.job.set_tenant(tenant);
+    ASSERT_TRUE((*store)->InsertJob(&j, {StateEvent(id, 1, v1::JOB_STATE_QUEUED)}).ok());
+    j.job.set_state(v1::JOB_STATE_SUCCEEDED);
+    ArtifactRecord art;
+    art.info.set_name("model.safetensors");
+    art.info.set_size(artifact_bytes);
+    art.path = "/data/" + id;
+    ASSERT_TRUE(
+        (*store)->UpdateJob(j.job, {StateEvent(id, 2, v1::JOB_STATE_SUCCEEDED)}, {art}).ok());
+  };
+  add_job("a1", "a", 100);
+  add_job("a2", "a", 50);
+  add_job("b1", "b", 7);
+  for (const auto& [id, tenant, bytes, complete] :
+       {std::tuple<std::string, std::string, uint64_t, bool>{"u1", "a", 1000, true},
+        {"u2", "a", 30, false},
+        {"u3", "b", 5, true}}) {
+    UploadRecord u;
+    u.id = id;
+    u.tenant = tenant;
+    u.total_bytes = bytes;
+    u.complete = complete;
+    ASSERT_TRUE((*store)->PutUpload(u).ok());
+  }
+  EXPECT_EQ(*(*store)->TenantArtifactBytes("a"), 150u);
+  EXPECT_EQ(*(*store)->TenantArtifactBytes("c"), 0u);
+  EXPECT_EQ(*(*store)->TenantUploadBytes("a"), 1030u);
+  EXPECT_EQ(*(*store)->TenantUploadBytes("a", "u2"), 1000u) << "leaves out the given upload";
+  auto usage = (*store)->UsageByTenant();
+  ASSERT_TRUE(usage.ok()) << usage.status();
+  ASSERT_EQ(usage->size(), 2u);
+  EXPECT_EQ(usage->at("a").jobs.at(v1::JOB_STATE_SUCCEEDED), 2);
+  EXPECT_EQ(usage->at("a").upload_bytes, 1030u);
+  EXPECT_EQ(usage->at("b").artifact_bytes, 7u);
+
+  ASSERT_TRUE((*store)->DeleteJob("a1").ok());
+  EXPECT_FALSE((*store)->GetJob("a1")->has_value());
+  EXPECT_TRUE((*store)->ReadEvents("a1", 0, 10)->empty());
+  EXPECT_TRUE((*store)->ReadStateHistory("a1")->empty());
+  EXPECT_FALSE((*store)->GetArtifact("a1", "model.safetensors")->has_value());
+  EXPECT_TRUE((*store)->GetJob("a2")->has_value()) << "only that job";
+  EXPECT_EQ(*(*store)->TenantArtifactBytes("a"), 50u);
+  EXPECT_EQ((*store)->DeleteJob("a1").code(), absl::StatusCode::kNotFound);
+  ASSERT_TRUE((*store)->DeleteUpload("u1").ok());
+  EXPECT_EQ(*(*store)->TenantUploadBytes("a"), 30u);
+  EXPECT_EQ((*store)->DeleteUpload("u1").code(), absl::StatusCode::kNotFound);
 }
 
 }  // namespace

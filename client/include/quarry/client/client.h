@@ -87,6 +87,12 @@ class Client {
                                                                  const std::string& name = "") = 0;
   virtual absl::StatusOr<quarry::v1::UploadResponse> UploadDataset(const std::string& path) = 0;
 
+  // Deletes a finished job (record, events, artifacts) / an upload; returns the bytes freed
+  // (the tenant's quota). FAILED_PRECONDITION while the job is not finished or a job uses the
+  // upload.
+  virtual absl::StatusOr<uint64_t> DeleteJob(const std::string& job_id) = 0;
+  virtual absl::StatusOr<uint64_t> DeleteUpload(const std::string& upload_id) = 0;
+
   // The server's audit log, newest first (admin tokens only).
   virtual absl::StatusOr<std::vector<quarry::v1::AuditEvent>> ListAuditEvents(
       const quarry::v1::ListAuditEventsRequest& request) = 0;

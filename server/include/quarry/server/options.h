@@ -63,6 +63,19 @@ struct ServerOptions {
   // token; reloaded on Reload()). Default "" = open: every caller acts as admin, and the server
   // says so at start and in /healthz.
   std::string auth_tokens;
+
+  // ----- Tenant quotas (README "Quotas and limits"; server/src/auth/tenant_quotas.h) -----
+  // Defaults for every tenant, 0 = no limit: jobs queued or running at once, bytes of uploads
+  // kept, bytes of job artifacts kept. Default 0 each.
+  uint64_t tenant_max_jobs = 0;
+  uint64_t tenant_max_upload_bytes = 0;
+  uint64_t tenant_max_artifact_bytes = 0;
+  // Per-tenant overrides, one `tenant=<name> [max_jobs=N] [max_upload_bytes=N]
+  // [max_artifact_bytes=N]` line each (reloaded on Reload()). Default "" = none.
+  std::string tenant_quotas;
+  // Distinct tenant label values in the per-tenant metrics (the rest are summed as "_other").
+  // Default 100.
+  int metrics_max_tenants = 100;
 };
 
 }  // namespace quarry::server
