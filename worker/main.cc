@@ -33,6 +33,9 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_flag("--keep-job-dirs", o.keep_job_dirs, "Keep each job's scratch directory (its "
                "exported files under out/) after the job, for inspection");
+  app.add_flag("--layer-checkpoints,!--no-layer-checkpoints", o.layer_checkpoints,
+               "Upload a checkpoint after every decoder layer so a lost job resumes there on "
+               "another worker (default on)");
   app.add_flag("--fetch-inputs", o.fetch_inputs, "Always fetch uploaded models/datasets from "
                "the server instead of reading the server's paths (as on another machine)");
   app.add_option("--drain-timeout-ms", o.drain_timeout_ms, "On SIGTERM/SIGINT, how long the "

@@ -60,6 +60,12 @@ void AddLocalCommands(CLI::App& app, GlobalOptions& global) {
                     "Split model.safetensors into shards of at most this size (0 = one file)")
         ->capture_default_str();
     sub->add_option("--threads", o.threads, "Compute threads (0 = all)")->capture_default_str();
+    sub->add_option("--checkpoint-dir", o.checkpoint_dir, "Write a checkpoint after every decoder "
+                    "layer here (exported bytes + the activations the next layer needs), so an "
+                    "interrupted run can continue with --resume-from");
+    sub->add_option("--resume-from", o.resume_dir, "Continue from the layer checkpoints in this "
+                    "directory (same model files, config, data, options and threads; otherwise "
+                    "it starts at layer 0 and says why); the result is byte-identical");
     sub->add_option("--error-samples", o.error_sample_sequences,
                     "Calibration sequences whose quantized forward gives the per-linear output "
                     "errors in report.json (0 = none)")

@@ -13,6 +13,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
@@ -225,6 +226,39 @@ TEST_F(CliTest, QuantizeWithoutAServerRunsThroughAnEmbeddedOne) {
     weights |= f.path().extension() == ".safetensors";
   EXPECT_TRUE(weights) << "the quantized model was downloaded into --out";
   EXPECT_TRUE(fs::exists(out + "/config.json"));
+}
+
+// quantize-local --checkpoint-dir / --resume-from: a run resumed from the checkpoints of layers
+// 0-4 writes the same model.safetensors as the whole run; checkpoints of another config are not
+// used (the log says why).
+TEST_F(CliTest, QuantizeLocalResumesFromLayerCheckpoints) {
+  const std::string d = dir_->path() + "/local_resume";
+  auto run = [&](const std::string& preset, const std::string& out,
+                 const std::vector<std::string>& extra) {
+    std::vector<std::string> args = {"quantize-local", "--model", TinyModel(), "--preset", preset,
+                                     "--calib", CalibrationFile(), "--num-calib", "24",
+                                     "--seq-len", "128", "--threads", "1", "--out", d + "/" + out};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return Quarry(args);
+  };
+  CliResult whole = run("int8", "whole", {"--checkpoint-dir", d + "/ck"});
+  ASSERT_EQ(whole.code, 0) << whole.err;
+  fs::create_directories(d + "/part");
+  for (int i = 0; i < 5; ++i)
+    for (const char* f : {"layer-0000%d.json", "layer-0000%d.safetensors"})
+      fs::copy_file(d + "/ck/" + absl::StrFormat(f, i), d + "/part/" + absl::StrFormat(f, i));
+  fs::copy_file(d + "/ck/streams-00004.safetensors", d + "/part/streams-00004.safetensors");
+  CliResult resumed = run("int8", "resumed", {"--resume-from", d + "/part"});
+  ASSERT_EQ(resumed.code, 0) << resumed.err;
+  EXPECT_TRUE(absl::StrContains(resumed.err, "layers 0-4 of 8 replayed, starting at layer 5"))
+      << resumed.err;
+  EXPECT_EQ(Sha256OfFile(d + "/resumed/model.safetensors"),
+            Sha256OfFile(d + "/whole/model.safetensors"));
+  CliResult other = run("fp8", "other", {"--resume-from", d + "/part"});
+  ASSERT_EQ(other.code, 0) << other.err;
+  EXPECT_TRUE(absl::StrContains(other.err, "resume: starting at layer 0 (the checkpoint of layer 0 "
+                                           "is of other job inputs"))
+      << other.err;
 }
 
 }  // namespace

@@ -24,11 +24,13 @@
 #include <deque>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <thread>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
@@ -109,6 +111,8 @@ class Observer final : public JobObserver {
   void OnProgress(const ProgressEvent& e) override;
   void OnLog(LogSeverity severity, absl::string_view message) override;
   bool IsCancelled() override { return job_->stopped(); }
+  void OnLayerCheckpoint(int layer, const std::string& dir,
+                         const std::vector<std::string>& files) override;
 
  private:
   WorkerImpl* w_;
@@ -545,6 +549,11 @@ class WorkerImpl final : public Worker {
     auto options = BuildQuantizeOptions(a, *inputs, dir + "/out", options_.device,
                                         options_.threads, &warnings);
     if (!options.ok()) return options.status();
+    if (options_.layer_checkpoints) {
+      options->checkpoint_dir = dir + "/checkpoints";
+      if (a.resume_checkpoints_size() > 0 && FetchCheckpoints(job, dir + "/resume"))
+        options->resume_dir = dir + "/resume";
+    }
     for (const std::string& w : warnings) EmitLog(job, 2, w, "worker");
     EmitLog(job, 0, absl::StrCat("options: ", DescribeOptions(*options)), "worker");
     if (job->stopped()) return absl::CancelledError("cancelled before it started");
@@ -579,6 +588,63 @@ class WorkerImpl final : public Worker {
     return absl::OkStatus();
   }
 
+  // The checkpoints the assignment lists, into `into` (sha256 verified). False (and a warning)
+  // when any is missing: the job then starts at layer 0.
+  bool FetchCheckpoints(const std::shared_ptr<Job>& job, const std::string& into) {
+    const v1::JobAssignment& a = job->assignment;
+    uint64_t bytes = 0;
+    std::set<int> attempts;
+    for (const v1::CheckpointFile& f : a.resume_checkpoints()) {
+      grpc::ClientContext ctx;
+      client::AddCallCredentials(options_.security, &ctx);
+      v1::FetchInputRequest req;
+      req.set_kind("checkpoint");
+      req.set_id(a.job_id());
+      req.set_relative_path(absl::StrCat(f.attempt(), "/", f.name()));
+      req.set_job_attempt(a.attempt());
+      absl::Status st = FetchTo(job, &ctx, req, into);
+      if (st.ok()) {
+        auto sha = Sha256File(into + "/" + f.name());
+        if (!sha.ok() || *sha != f.sha256())
+          st = absl::DataLossError(absl::StrCat("'", f.name(), "' does not match its sha256"));
+      }
+      if (!st.ok()) {
+        EmitLog(job, 2, absl::StrCat("cannot fetch checkpoint '", f.name(), "' of attempt ",
+                                     f.attempt(), " (", st.message(), "); starting at layer 0"),
+                "worker");
+        return false;
+      }
+      bytes += f.size();
+      attempts.insert(f.attempt());
+    }
+    EmitLog(job, 1, absl::StrCat("fetched ", a.resume_checkpoints_size(), " checkpoint files (",
+                                 bytes, " bytes) of attempt(s) ", absl::StrJoin(attempts, ","),
+                                 " to resume from"),
+            "worker");
+    return true;
+  }
+
+ public:
+  // Observer::OnLayerCheckpoint: uploads the layer's checkpoint files (the commit record last)
+  // as artifacts "checkpoints/<name>", then removes them here. A failed upload is a warning:
+  // the job goes on, only a later resume loses that layer.
+  void UploadCheckpoint(const std::shared_ptr<Job>& job, int layer, const std::string& dir,
+                        const std::vector<std::string>& files) {
+    for (const std::string& name : files) {
+      auto info = UploadArtifact(job, absl::StrCat("checkpoints/", name), dir + "/" + name);
+      if (!info.ok()) {
+        if (!job->stopped())
+          EmitLog(job, 2, absl::StrCat("checkpoint of layer ", layer, " not uploaded (",
+                                       info.status().message(), ")"),
+                  "worker");
+        return;
+      }
+    }
+    std::error_code ec;
+    for (const std::string& name : files) std::filesystem::remove(dir + "/" + name, ec);
+  }
+
+ private:
   static absl::Status Annotate(const absl::Status& s, const std::string& what) {
     return absl::Status(s.code(), absl::StrCat(what, ": ", s.message()));
   }
@@ -641,6 +707,13 @@ class WorkerImpl final : public Worker {
     v1::FetchInputRequest req;
     req.set_kind(kind);
     req.set_id(id);
+    return FetchTo(job, &ctx, req, into);
+  }
+
+  // Streams FetchInput(req) into files under `into` (by chunk name).
+  absl::Status FetchTo(const std::shared_ptr<Job>& job, grpc::ClientContext* ctx_ptr,
+                       const v1::FetchInputRequest& req, const std::string& into) {
+    grpc::ClientContext& ctx = *ctx_ptr;
     auto reader = stub_->FetchInput(&ctx, req);
     v1::ArtifactChunk chunk;
     std::ofstream out;
@@ -786,6 +859,11 @@ void Observer::OnProgress(const ProgressEvent& e) {
   p->set_write_bytes_per_second(e.write_bytes_per_second);
   p->set_message(e.message);
   w_->Emit(job_, std::move(ev));
+}
+
+void Observer::OnLayerCheckpoint(int layer, const std::string& dir,
+                                 const std::vector<std::string>& files) {
+  w_->UploadCheckpoint(job_, layer, dir, files);
 }
 
 void Observer::OnLog(LogSeverity severity, absl::string_view message) {

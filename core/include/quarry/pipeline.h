@@ -45,6 +45,11 @@ class JobObserver {
   virtual void OnLog(LogSeverity severity, absl::string_view message) {}
   // Polled between layers and between linears; true stops the job with CANCELLED.
   virtual bool IsCancelled() { return false; }
+  // With QuantizeOptions::checkpoint_dir: layer `layer` is finished and its checkpoint files
+  // (names relative to `dir`, in the order to keep them: the commit record last) are written.
+  // Called before the next layer starts (the worker uploads them here).
+  virtual void OnLayerCheckpoint(int layer, const std::string& dir,
+                                 const std::vector<std::string>& files) {}
 };
 
 struct CalibrationOptions {
@@ -106,6 +111,16 @@ struct QuantizeOptions {
   // this many bytes; 0 = return every block to the system at once (default 4 GiB). The cache
   // counts in the process's anonymous RSS and is released when the job ends.
   uint64_t workspace_cache_bytes = 4ull << 30;
+  // Resumable jobs (src/pipeline/layer_checkpoint.h has the files and the byte trade-off):
+  // after every decoder layer, write a checkpoint of it here (the exported bytes of the layer,
+  // the activations the next layer needs, a commit record). Default "" = none.
+  std::string checkpoint_dir;
+  // Resume from the checkpoints in this directory: the layers they hold (a run of 0..k-1 with
+  // this job's fingerprint) are replayed into the export, the run continues at layer k, and its
+  // files are byte-identical to an uninterrupted run's. Checkpoints of other inputs are ignored
+  // (the log says why). Default "" = start at layer 0. Formats that cannot journal (GGUF)
+  // neither write nor read checkpoints.
+  std::string resume_dir;
 };
 
 struct QuantizeResult {

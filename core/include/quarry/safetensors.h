@@ -149,6 +149,9 @@ class SafetensorsWriter {
   // Writes headers and index; returns the files written (relative names).
   absl::StatusOr<std::vector<std::string>> Finish();
   uint64_t bytes_written() const { return total_bytes_; }
+  // While set, every Add is also made on `tee` (same name, dtype, shape, bytes, in order): the
+  // layer checkpoints of a resumable job journal what a layer wrote. nullptr = none (default).
+  void SetTee(SafetensorsWriter* tee) { tee_ = tee; }
 
  private:
   struct Shard {
@@ -166,6 +169,7 @@ class SafetensorsWriter {
   std::map<std::string, bool, std::less<>> names_;
   uint64_t total_bytes_ = 0;
   bool finished_ = false;
+  SafetensorsWriter* tee_ = nullptr;
 };
 
 // Serialises a header exactly as the Rust serializer HF uses does: "__metadata__" first, then

@@ -19,6 +19,7 @@
 #include "model/transformer.h"
 #include "quarry/layer_plan.h"
 #include "quarry/pipeline.h"
+#include "quarry/safetensors.h"
 
 namespace quarry::exporter {
 
@@ -43,6 +44,17 @@ class Exporter {
   // Warnings so far (call after the last AddLinear for the format's summary lines).
   virtual std::vector<std::string> warnings() const = 0;
   virtual uint64_t bytes_written() const = 0;
+
+  // Layer checkpoints of resumable jobs (pipeline/layer_checkpoint.h). While a journal is set,
+  // every tensor the exporter writes is also added to it, in order; ReplayJournal writes a
+  // journal's tensors again, in the order they were written, exactly as the layer that wrote them
+  // did, so a resumed job's files are byte-identical to an uninterrupted run's. A format that
+  // cannot journal answers false to supports_journal() (its jobs keep no checkpoints).
+  virtual bool supports_journal() const { return false; }
+  virtual void SetJournal(SafetensorsWriter* journal) {}
+  virtual absl::Status ReplayJournal(const SafetensorsFile& journal) {
+    return absl::UnimplementedError("this export format keeps no layer checkpoints");
+  }
 };
 
 // The exporter for options.format. `source` outlives the exporter.

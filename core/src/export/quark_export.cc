@@ -411,4 +411,14 @@ absl::StatusOr<std::vector<std::string>> QuarkExporter::Finish() {
   return files;
 }
 
+absl::Status QuarkExporter::ReplayJournal(const SafetensorsFile& journal) {
+  std::vector<const StTensorInfo*> order;
+  for (const StTensorInfo& t : journal.tensors()) order.push_back(&t);
+  std::sort(order.begin(), order.end(),
+            [](const StTensorInfo* a, const StTensorInfo* b) { return a->begin < b->begin; });
+  for (const StTensorInfo* t : order)
+    QUARRY_RETURN_IF_ERROR(writer_->Add(t->name, t->dtype, t->shape, journal.Bytes(*t)));
+  return absl::OkStatus();
+}
+
 }  // namespace quarry::exporter

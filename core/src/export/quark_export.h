@@ -60,6 +60,10 @@ class QuarkExporter : public Exporter {
   // linears added so far (call it after the last AddLinear).
   std::vector<std::string> warnings() const override;
   uint64_t bytes_written() const override { return writer_ ? writer_->bytes_written() : 0; }
+  // Every byte goes through writer_, so the journal is a tee of it.
+  bool supports_journal() const override { return true; }
+  void SetJournal(SafetensorsWriter* journal) override { writer_->SetTee(journal); }
+  absl::Status ReplayJournal(const SafetensorsFile& journal) override;
 
  private:
   QuarkExporter() = default;

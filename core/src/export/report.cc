@@ -97,6 +97,7 @@ std::string ToJson(const RunReport& r) {
   j["bytes_written"] = r.bytes_written;
   j["calibration_forward"] = r.calibration_forward;
   j["layer_forwards"] = r.layer_forwards;
+  j["resumed_layers"] = r.resumed_layers;
   j["work_plan"] = r.work_plan;
   Json stages = Json::object();
   for (const auto& [k, v] : r.stage_seconds) stages[k] = v;

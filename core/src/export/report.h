@@ -71,6 +71,7 @@ struct RunReport {
   double bytes_written = 0;        // exported tensor bytes
   bool calibration_forward = false;
   int64_t layer_forwards = 0;      // decoder-layer forwards of one batch (calibration + eval)
+  int resumed_layers = 0;          // decoder layers replayed from a checkpoint (0 = none)
   std::vector<std::string> work_plan;  // what ran and why, as logged at job start
   std::string weight_format;     // real_quantized / fake_quantized
   std::vector<LayerReport> layers;

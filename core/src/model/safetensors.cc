@@ -449,6 +449,7 @@ absl::Status SafetensorsWriter::Add(absl::string_view name, StDtype dtype,
   total_bytes_ += bytes.size();
   s.tensors.push_back(std::move(info));
   names_[std::string(name)] = true;
+  if (tee_ != nullptr) return tee_->Add(name, dtype, s.tensors.back().shape, bytes);
   return absl::OkStatus();
 }
 

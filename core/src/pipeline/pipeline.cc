@@ -35,6 +35,7 @@
 #include "export/exporter.h"
 #include "export/report.h"
 #include "model/transformer.h"
+#include "pipeline/layer_checkpoint.h"
 #include "pipeline/layerwise.h"
 #include "pipeline/residency.h"
 #include "pipeline/workspace_allocator.h"
@@ -125,7 +126,8 @@ class Runner {
     QUARRY_RETURN_IF_ERROR(Prepare());
     QUARRY_RETURN_IF_ERROR(EmbedStreams());
     const int n = model_->num_layers();
-    for (int i = 0; i < n; ++i) {
+    QUARRY_ASSIGN_OR_RETURN(const int start, Resume());
+    for (int i = start; i < n; ++i) {
       if (obs_->IsCancelled())
         return absl::CancelledError(absl::StrCat("cancelled before layer ", i, " of ", n));
       QUARRY_RETURN_IF_ERROR(Annotate(ProcessLayer(i), absl::StrCat("layer ", i)));
@@ -256,6 +258,22 @@ class Runner {
     report_.model_dir = o_.model_dir;
     report_.model_type = model_->config().model_type;
     report_.config_json = ConfigToJson(config_);
+    if (!o_.checkpoint_dir.empty() || !o_.resume_dir.empty()) {
+      if (!exporter_->supports_journal()) {
+        WorkPlan(absl::StrCat("layer checkpoints: none (", ExportFormatName(o_.export_options.format),
+                              " exports keep none; a re-run starts at layer 0)"));
+      } else {
+        QUARRY_ASSIGN_OR_RETURN(fingerprint_,
+                                pipeline::JobFingerprint(o_, report_.config_json,
+                                                         at::get_num_threads()));
+        if (!o_.checkpoint_dir.empty()) {
+          checkpoints_ = std::make_unique<pipeline::CheckpointWriter>(o_.checkpoint_dir,
+                                                                      fingerprint_);
+          WorkPlan(absl::StrCat("layer checkpoints: after every layer, job fingerprint ",
+                                fingerprint_.substr(0, 16)));
+        }
+      }
+    }
     report_.weight_format = o_.export_options.real_quantized ? "real_quantized" : "fake_quantized";
     report_.runtimes = RuntimeVerdicts(plan_, config_, o_.export_options.format, &model_->config());
     for (const auto& v : report_.runtimes)
@@ -310,6 +328,63 @@ class Runner {
   void Warn(const std::string& w) {
     report_.warnings.push_back(w);
     Log(LogSeverity::kWarning, w);
+  }
+
+  // The activation streams a layer hands to the next one (what a checkpoint keeps).
+  std::vector<pipeline::NamedStream> CarriedStreams() {
+    std::vector<pipeline::NamedStream> s;
+    if (!calib_q_.empty()) s.push_back({"calib_q", &calib_q_});
+    if (needs_float_calib_ && !calib_f_.empty()) s.push_back({"calib_f", &calib_f_});
+    if (!stats_q_.empty()) s.push_back({"stats_q", &stats_q_});
+    if (!eval_q_.empty()) s.push_back({"eval_q", &eval_q_});
+    if (!eval_f_.empty()) s.push_back({"eval_f", &eval_f_});
+    return s;
+  }
+
+  // With resume_dir: replays the checkpointed layers into the export, restores the streams and
+  // the report, and returns the first layer to run (0 when nothing can be resumed).
+  absl::StatusOr<int> Resume() {
+    if (o_.resume_dir.empty() || fingerprint_.empty()) return 0;
+    const int n = model_->num_layers();
+    std::string why;
+    pipeline::RestoredCheckpoints r =
+        pipeline::ReadCheckpoints(o_.resume_dir, fingerprint_, n, &why);
+    if (r.layers_done == 0) {
+      Log(LogSeverity::kInfo, absl::StrCat("resume: starting at layer 0 (", why, ")"));
+      return 0;
+    }
+    // Streams first, into copies: a checkpoint that does not fit this run changes nothing.
+    std::vector<pipeline::NamedStream> streams = CarriedStreams();
+    std::vector<pipeline::Batches> restored;
+    for (const pipeline::NamedStream& s : streams) {
+      pipeline::Batches copy = *s.batches;
+      absl::Status st = pipeline::RestoreStream(*r.streams, s.name, &copy);
+      if (!st.ok()) {
+        Log(LogSeverity::kWarning,
+            absl::StrCat("resume: starting at layer 0 (", st.message(), ")"));
+        return 0;
+      }
+      restored.push_back(std::move(copy));
+    }
+    for (size_t k = 0; k < streams.size(); ++k) *streams[k].batches = std::move(restored[k]);
+    const auto t = Clock::now();
+    for (int i = 0; i < r.layers_done; ++i) {
+      QUARRY_RETURN_IF_ERROR(Annotate(exporter_->ReplayJournal(*r.journals[i]),
+                                      absl::StrCat("replaying the checkpoint of layer ", i)));
+      pipeline::LayerReportPart& part = r.reports[i];
+      report_.layers.push_back(part.layer);
+      for (auto& l : part.linears) report_.linears.push_back(std::move(l));
+      for (auto& a : part.algorithm_records) report_.algorithm_records.push_back(std::move(a));
+      for (auto& w : part.warnings) report_.warnings.push_back(std::move(w));
+    }
+    report_.stage_seconds["resume"] += Seconds(t);
+    report_.resumed_layers = r.layers_done;
+    const std::string msg =
+        absl::StrCat("resumed from checkpoint: layers 0-", r.layers_done - 1, " of ", n,
+                     " replayed, starting at layer ", r.layers_done);
+    Log(LogSeverity::kInfo, msg);
+    Progress("resume", r.layers_done, 0.0, msg);
+    return r.layers_done;
   }
 
   absl::Status EmbedStreams() {
@@ -438,6 +513,9 @@ class Runner {
     const int n = model_->num_layers();
     report::LayerReport lr;
     lr.index = i;
+    const size_t linears_before = report_.linears.size();
+    const size_t records_before = report_.algorithm_records.size();
+    const size_t warnings_before = report_.warnings.size();
     const auto t_layer = Clock::now();
     auto stage_done = [&](const char* stage, Clock::time_point t0) {
       const double s = Seconds(t0);
@@ -545,9 +623,20 @@ class Runner {
     }
     stage_done("forward", t);
 
-    // 6. export
+    // 6. export (journalled into the layer's checkpoint)
     t = Clock::now();
     Progress("export", i, 0.95, "writing tensors");
+    std::unique_ptr<SafetensorsWriter> journal;
+    if (checkpoints_ != nullptr) {
+      auto j = checkpoints_->BeginLayer(i);
+      if (j.ok()) {
+        journal = std::move(*j);
+        exporter_->SetJournal(journal.get());
+      } else {
+        Warn(absl::StrCat("layer checkpoints stopped: ", j.status().message()));
+        checkpoints_.reset();
+      }
+    }
     for (model::QLinear* l : layer->linears) {
       QUARRY_RETURN_IF_ERROR(exporter_->AddLinear(*l, PlanFor(l->name)));
       RecordLinear(*l);
@@ -558,6 +647,7 @@ class Runner {
     QUARRY_RETURN_IF_ERROR(exporter_->AddQuantizerParams(
         absl::StrCat(model_->config().LayerPrefix(i), ".self_attn"), "prob_output",
         layer->softmax_q.get()));
+    if (journal != nullptr) exporter_->SetJournal(nullptr);
     stage_done("export", t);
     lr.seconds = Seconds(t_layer);
     lr.rss_bytes = pipeline::CurrentRssBytes();
@@ -573,6 +663,22 @@ class Runner {
                                                             *lr.hidden_rel_mse)
                                           : std::string()));
     Progress("layer", i, 1.0);
+    if (journal != nullptr) {
+      pipeline::LayerReportPart part;
+      part.layer = lr;
+      part.linears.assign(report_.linears.begin() + linears_before, report_.linears.end());
+      part.algorithm_records.assign(report_.algorithm_records.begin() + records_before,
+                                    report_.algorithm_records.end());
+      part.warnings.assign(report_.warnings.begin() + warnings_before, report_.warnings.end());
+      auto files = checkpoints_->CommitLayer(i, n, std::move(journal), CarriedStreams(), part);
+      if (files.ok()) {
+        obs_->OnLayerCheckpoint(i, o_.checkpoint_dir, *files);
+      } else {
+        Warn(absl::StrCat("layer checkpoints stopped at layer ", i, ": ",
+                          files.status().message()));
+        checkpoints_.reset();
+      }
+    }
     return absl::OkStatus();
   }
 
@@ -711,6 +817,8 @@ class Runner {
   std::map<std::string, double> weight_err_;
   report::RunReport report_;
   QuantizeResult result_;
+  std::string fingerprint_;  // with checkpoint_dir / resume_dir (pipeline/layer_checkpoint.h)
+  std::unique_ptr<pipeline::CheckpointWriter> checkpoints_;
 };
 
 }  // namespace

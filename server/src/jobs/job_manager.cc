@@ -540,8 +540,10 @@ void JobManager::HandleCompletion(WorkerState& w, const v1::JobCompletion& c) {
   }
   const std::string job_id = c.job_id();
   const bool succeeded = updated.state() == v1::JOB_STATE_SUCCEEDED;
-  if (Commit(*j, std::move(updated), std::move(change)).ok() && succeeded)
+  if (Commit(*j, std::move(updated), std::move(change)).ok() && succeeded) {
     artifacts_->RemoveOtherAttempts(job_id, attempt);
+    artifacts_->RemoveCheckpoints(job_id, attempt);  // only a resumed attempt needs them
+  }
 }
 
 void JobManager::JobLost(ActiveJob& j, const std::string& reason) {
@@ -674,6 +676,16 @@ void JobManager::Assign(ActiveJob& j, const std::string& worker_id, WorkerState&
   a->set_job_id(updated.id());
   a->set_attempt(attempt);
   *a->mutable_spec() = updated.spec();
+  // What earlier attempts checkpointed (a worker lost mid-job): the new attempt resumes there.
+  if (artifacts_ != nullptr && attempt > 1) {
+    for (const auto& c : artifacts_->ListCheckpoints(updated.id(), attempt)) {
+      v1::CheckpointFile* f = a->add_resume_checkpoints();
+      f->set_attempt(c.attempt);
+      f->set_name(c.name);
+      f->set_size(c.size);
+      f->set_sha256(c.sha256);
+    }
+  }
   if (!Commit(j, std::move(updated), std::move(change)).ok()) return;
   w.job_id = msg.assignment().job_id();
   w.attempt = attempt;

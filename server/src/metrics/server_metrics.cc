@@ -28,7 +28,7 @@ ServerMetrics::ServerMetrics()
           {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10, 60, 600},
           {"method"})),
       uploaded_bytes(registry_.AddCounter("quarry_uploaded_bytes_total",
-                                          "Bytes received: uploaded models, datasets, artifacts.",
+                                          "Bytes received: uploaded models, datasets, artifacts, layer checkpoints.",
                                           {"kind"})),
       downloaded_bytes(registry_.AddCounter(
           "quarry_downloaded_bytes_total", "Bytes sent: artifacts to clients, inputs to workers.",

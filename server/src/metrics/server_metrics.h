@@ -7,7 +7,8 @@
 //   quarry_job_duration_seconds{state}      histogram  running time of finished jobs
 //   quarry_rpc_requests_total{method,code}  counter    RPCs handled, by gRPC status code
 //   quarry_rpc_duration_seconds{method}     histogram  RPC latency (streams: their lifetime)
-//   quarry_uploaded_bytes_total{kind}       counter    bytes received: model, dataset, artifact
+//   quarry_uploaded_bytes_total{kind}       counter    bytes received: model, dataset, artifact,
+//                                                      checkpoint (layer checkpoints of jobs)
 //   quarry_downloaded_bytes_total{kind}     counter    bytes sent: artifact, input
 //   quarry_local_worker_restarts_total      counter    local worker processes restarted
 //   quarry_tenant_jobs{tenant,state}        gauge      jobs in the database by tenant

@@ -3,6 +3,8 @@
 #include <memory>
 #include <utility>
 
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "quarry/client/grpc_status.h"
@@ -180,7 +182,11 @@ class ArtifactUploadReactor final : public grpc::ServerReadReactor<v1::ArtifactU
         return absl::ResourceExhaustedError(absl::StrCat(
             "artifact '", chunk_.name(), "' is ", chunk_.total_size(), " bytes; the limit is ",
             deps_.max_upload_bytes, " (--max-upload-bytes)"));
-      if (absl::Status st = CheckQuota(); !st.ok()) return st;
+      // Layer checkpoints are scratch of a running job (removed when it ends): not counted in
+      // the tenant's artifact quota.
+      if (!absl::StartsWith(chunk_.name(), "checkpoints/")) {
+        if (absl::Status st = CheckQuota(); !st.ok()) return st;
+      }
       auto w = deps_.artifacts->OpenArtifact(chunk_.job_id(), chunk_.attempt(), chunk_.name(),
                                              chunk_.offset());
       if (!w.ok()) return w.status();
@@ -199,7 +205,9 @@ class ArtifactUploadReactor final : public grpc::ServerReadReactor<v1::ArtifactU
       return absl::ResourceExhaustedError(absl::StrCat(
           "artifact '", name_, "' exceeds ", deps_.max_upload_bytes, " bytes (--max-upload-bytes)"));
     if (absl::Status st = writer_->Append(chunk_.data()); !st.ok()) return st;
-    deps_.metrics->uploaded_bytes.WithLabels({"artifact"}).Increment(chunk_.data().size());
+    deps_.metrics->uploaded_bytes
+        .WithLabels({absl::StartsWith(name_, "checkpoints/") ? "checkpoint" : "artifact"})
+        .Increment(chunk_.data().size());
     if (chunk_.last()) {
       if (chunk_.sha256().empty())
         return absl::InvalidArgumentError("the last chunk must carry the file's sha256");
@@ -210,6 +218,11 @@ class ArtifactUploadReactor final : public grpc::ServerReadReactor<v1::ArtifactU
       response_->set_complete(true);
       response_->set_sha256(f->sha256);
       done_ = true;
+      // A committed layer checkpoint makes the activations of earlier layers useless.
+      int layer = -1;
+      if (absl::StartsWith(name_, "checkpoints/layer-") && absl::EndsWith(name_, ".json") &&
+          absl::SimpleAtoi(name_.substr(18, name_.size() - 18 - 5), &layer))
+        deps_.artifacts->PruneCheckpointStreams(job_id_, layer);
     }
     return absl::OkStatus();
   }
@@ -246,6 +259,32 @@ class ArtifactUploadReactor final : public grpc::ServerReadReactor<v1::ArtifactU
 // What FetchInput streams: every file of a complete upload, or one of them from an offset.
 absl::StatusOr<FileStreamPlan> FetchInputPlan(const ServiceDeps& deps,
                                               const v1::FetchInputRequest& req) {
+  if (req.kind() == "checkpoint") {
+    // A layer checkpoint of an earlier attempt, for the job's current attempt only.
+    QUARRY_RETURN_IF_ERROR(deps.manager->CheckCurrentAttempt(req.id(), req.job_attempt()));
+    const size_t slash = req.relative_path().find('/');
+    int attempt = 0;
+    if (slash == std::string::npos ||
+        !absl::SimpleAtoi(req.relative_path().substr(0, slash), &attempt) || attempt < 1 ||
+        attempt >= req.job_attempt())
+      return absl::InvalidArgumentError(absl::StrCat(
+          "checkpoint '", req.relative_path(), "': expected <earlier attempt>/<name>"));
+    const std::string name = req.relative_path().substr(slash + 1);
+    QUARRY_RETURN_IF_ERROR(ValidateRelativePath(name, "checkpoint name"));
+    StagedFile f = deps.artifacts->ArtifactStatus(req.id(), attempt,
+                                                  absl::StrCat("checkpoints/", name));
+    if (!f.complete)
+      return absl::NotFoundError(absl::StrCat("job '", req.id(), "' attempt ", attempt,
+                                              " has no checkpoint '", name, "'"));
+    v1::ArtifactInfo info;
+    info.set_name(name);
+    info.set_size(f.received_bytes);
+    info.set_sha256(f.sha256);
+    FileStreamPlan plan;
+    plan.files.push_back({f.path, info});
+    plan.first_offset = req.offset();
+    return plan;
+  }
   auto upload = deps.store->GetUpload(req.id());
   if (!upload.ok()) return upload.status();
   const UploadKind kind = req.kind() == "model" ? UploadKind::kModel : UploadKind::kDataset;

@@ -1,9 +1,12 @@
 #include "store/artifact_store.h"
 
 #include <filesystem>
+#include <map>
 #include <utility>
 #include <vector>
 
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 
@@ -182,6 +185,10 @@ uint64_t ArtifactStore::AttemptBytes(const std::string& job_id, int attempt) {
   if (!std::filesystem::is_directory(dir, ec)) return 0;
   for (auto it = std::filesystem::recursive_directory_iterator(dir, ec);
        !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
+    if (it.depth() == 0 && it->is_directory(ec) && it->path().filename() == "checkpoints") {
+      it.disable_recursion_pending();  // layer checkpoints are not artifacts
+      continue;
+    }
     if (it->is_regular_file(ec)) total += it->file_size(ec);
   }
   return total;
@@ -192,6 +199,68 @@ absl::Status ArtifactStore::RemoveUpload(const std::string& upload_id) {
   const std::string dir = absl::StrCat(data_dir_, "/uploads/", upload_id);
   if (!fs_->Exists(dir)) return absl::OkStatus();
   return fs_->RemoveAll(dir);
+}
+
+namespace {
+// "streams-00004.safetensors" -> 4; -1 for other names.
+int StreamsLayer(const std::string& name) {
+  constexpr absl::string_view kPrefix = "streams-", kSuffix = ".safetensors";
+  if (!absl::StartsWith(name, kPrefix) || !absl::EndsWith(name, kSuffix)) return -1;
+  int layer = -1;
+  if (!absl::SimpleAtoi(absl::string_view(name).substr(
+                            kPrefix.size(), name.size() - kPrefix.size() - kSuffix.size()),
+                        &layer))
+    return -1;
+  return layer;
+}
+}  // namespace
+
+std::vector<ArtifactStore::CheckpointFileInfo> ArtifactStore::ListCheckpoints(
+    const std::string& job_id, int before_attempt) {
+  std::map<std::string, CheckpointFileInfo> newest;
+  for (int a = 1; a < before_attempt; ++a) {
+    const std::string dir = absl::StrCat(AttemptDir(job_id, a), "/files/checkpoints");
+    std::error_code ec;
+    if (!std::filesystem::is_directory(dir, ec)) continue;
+    for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+      const std::string name = entry.path().filename().string();
+      StagedFile f = ArtifactStatus(job_id, a, absl::StrCat("checkpoints/", name));
+      if (!f.complete) continue;
+      newest[name] = {a, name, f.received_bytes, f.sha256};
+    }
+  }
+  std::vector<CheckpointFileInfo> out;
+  for (auto& [name, info] : newest) out.push_back(std::move(info));
+  return out;
+}
+
+void ArtifactStore::PruneCheckpointStreams(const std::string& job_id, int layer) {
+  const std::string job_dir = absl::StrCat(data_dir_, "/artifacts/", job_id);
+  std::error_code ec;
+  if (!std::filesystem::is_directory(job_dir, ec)) return;
+  for (const auto& attempt : std::filesystem::directory_iterator(job_dir, ec)) {
+    const std::string base = attempt.path().string();
+    const std::string dir = base + "/files/checkpoints";
+    if (!std::filesystem::is_directory(dir, ec)) continue;
+    std::vector<std::string> doomed;
+    for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+      const std::string name = entry.path().filename().string();
+      const int l = StreamsLayer(name);
+      if (l >= 0 && l < layer) doomed.push_back(name);
+    }
+    for (const std::string& name : doomed) {
+      fs_->Remove(absl::StrCat(dir, "/", name)).IgnoreError();
+      fs_->Remove(absl::StrCat(base, "/sha256/checkpoints/", name)).IgnoreError();
+    }
+  }
+}
+
+void ArtifactStore::RemoveCheckpoints(const std::string& job_id, int attempt) {
+  const std::string base = AttemptDir(job_id, attempt);
+  for (const char* sub : {"/files/checkpoints", "/sha256/checkpoints", "/parts/checkpoints"}) {
+    const std::string dir = base + sub;
+    if (fs_->Exists(dir)) fs_->RemoveAll(dir).IgnoreError();
+  }
 }
 
 }  // namespace quarry::server

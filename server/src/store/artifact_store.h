@@ -17,6 +17,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -71,11 +72,27 @@ class ArtifactStore {
   // Deletes every attempt's files of a job except `keep_attempt` (0 = delete all, and the
   // job's directory).
   void RemoveOtherAttempts(const std::string& job_id, int keep_attempt);
-  // Bytes of the complete artifact files of one attempt (the tenant quota counts them while
-  // the rest of the job's artifacts upload).
+  // Bytes of the complete artifact files of one attempt, layer checkpoints not included (the
+  // tenant quota counts them while the rest of the job's artifacts upload).
   uint64_t AttemptBytes(const std::string& job_id, int attempt);
   // Deletes an upload's files (complete and staged).
   absl::Status RemoveUpload(const std::string& upload_id);
+
+  // ----- Layer checkpoints (artifacts named "checkpoints/<name>"; issue 17 part 5) -----
+  struct CheckpointFileInfo {
+    int attempt = 0;
+    std::string name;  // without "checkpoints/"
+    uint64_t size = 0;
+    std::string sha256;
+  };
+  // The complete checkpoint files of the job's attempts before `before_attempt`; a name held
+  // by several attempts comes from the newest. Sorted by name.
+  std::vector<CheckpointFileInfo> ListCheckpoints(const std::string& job_id, int before_attempt);
+  // Deletes the activations files ("streams-<layer>.safetensors") of layers below `layer`, in
+  // every attempt of the job: only the newest committed layer's are needed to resume.
+  void PruneCheckpointStreams(const std::string& job_id, int layer);
+  // Deletes one attempt's checkpoints (the job succeeded).
+  void RemoveCheckpoints(const std::string& job_id, int attempt);
 
   FileSystem* fs() const { return fs_; }
 

@@ -39,6 +39,10 @@ struct WorkerOptions {
   // Fetch uploaded inputs over WorkerService.FetchInput even when the server's path for them
   // is readable here (a worker on another machine always fetches). Default false.
   bool fetch_inputs = false;
+  // Checkpoint every finished decoder layer to the server (artifacts "checkpoints/..."), so a
+  // job this worker loses resumes on another worker after its last finished layer, byte-
+  // identical (core/src/pipeline/layer_checkpoint.h has the bytes this costs). Default true.
+  bool layer_checkpoints = true;
   // Drain(): how long the current job may still run before it is handed back to the server.
   // Keep it below the pod's terminationGracePeriodSeconds, with time left to stop the job and
   // send the hand-back. Default 20000 (Kubernetes' default grace period is 30 s).
