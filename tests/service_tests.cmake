@@ -49,6 +49,14 @@ quarry_add_test(quarry_load_tests
   COST 120 LABELS load)
 add_dependencies(quarry_load_tests quarry-server quarry-worker)
 
+# The soak test, labelled "soak" and left out of scripts/test.sh (30 minutes; run it with
+# `ctest -L soak`, QUARRY_SOAK_SECONDS to change its length). Figures in docs/service.md.
+quarry_add_test(quarry_soak_tests
+  SOURCES integration/soak_test.cc integration/service_harness.cc
+  LIBS ${_quarry_service_test_libs}
+  TIMEOUT 3600 COST 1 LABELS soak)
+add_dependencies(quarry_soak_tests quarry-server quarry-worker)
+
 quarry_add_test(quarry_worker_unit_tests
   SOURCES unit/worker/job_options_test.cc
   LIBS quarry_worker quarry_convert quarry_core
