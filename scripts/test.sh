@@ -9,7 +9,7 @@ start=$(date +%s)
 built=$(date +%s)
 build=${QUARRY_BUILD_DIR:-$root/build}
 cd "$build"
-# Every label but "soak" (30 minutes: `ctest -L soak` in the build tree runs it).
+# Every label but "soak" (30 minutes, not built by default: tests/service_tests.cmake says how).
 ctest --output-on-failure -j "${QUARRY_TEST_JOBS:-2}" -LE soak "$@"
 end=$(date +%s)
 echo "test: build $((built - start)) s, tests $((end - built)) s"

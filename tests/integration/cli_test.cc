@@ -2,6 +2,7 @@
 // (0 ok, 1 failed, 2 usage, 3 unreachable), --json output a script can parse, --server before
 // or after the subcommand and $QUARRY_SERVER; and `quarry quantize` with no server, which runs
 // the job through an embedded server with a local worker.
+#include <signal.h>
 #include <sys/wait.h>
 
 #include <filesystem>
@@ -228,33 +229,47 @@ TEST_F(CliTest, QuantizeWithoutAServerRunsThroughAnEmbeddedOne) {
   EXPECT_TRUE(fs::exists(out + "/config.json"));
 }
 
-// quantize-local --checkpoint-dir / --resume-from: a run resumed from the checkpoints of layers
-// 0-4 writes the same model.safetensors as the whole run; checkpoints of another config are not
-// used (the log says why).
+// quantize-local --checkpoint-dir / --resume-from: a run killed (SIGKILL) after layer 5 resumes
+// from its checkpoints and writes the same model.safetensors as an uninterrupted run;
+// checkpoints of another config are not used (the log says why).
 TEST_F(CliTest, QuantizeLocalResumesFromLayerCheckpoints) {
   const std::string d = dir_->path() + "/local_resume";
-  auto run = [&](const std::string& preset, const std::string& out,
-                 const std::vector<std::string>& extra) {
-    std::vector<std::string> args = {"quantize-local", "--model", TinyModel(), "--preset", preset,
-                                     "--calib", CalibrationFile(), "--num-calib", "24",
-                                     "--seq-len", "128", "--threads", "1", "--out", d + "/" + out};
-    args.insert(args.end(), extra.begin(), extra.end());
-    return Quarry(args);
+  fs::create_directories(d);
+  auto args = [&](const std::string& preset, const std::string& out,
+                  const std::vector<std::string>& extra) {
+    std::vector<std::string> a = {"quantize-local", "--model", TinyModel(), "--preset", preset,
+                                  "--calib", CalibrationFile(), "--num-calib", "32",
+                                  "--seq-len", "256", "--threads", "1", "--out", d + "/" + out};
+    a.insert(a.end(), extra.begin(), extra.end());
+    return a;
   };
-  CliResult whole = run("int8", "whole", {"--checkpoint-dir", d + "/ck"});
+  CliResult whole = Quarry(args("int8", "whole", {}));
   ASSERT_EQ(whole.code, 0) << whole.err;
-  fs::create_directories(d + "/part");
-  for (int i = 0; i < 5; ++i)
-    for (const char* f : {"layer-0000%d.json", "layer-0000%d.safetensors"})
-      fs::copy_file(d + "/ck/" + absl::StrFormat(f, i), d + "/part/" + absl::StrFormat(f, i));
-  fs::copy_file(d + "/ck/streams-00004.safetensors", d + "/part/streams-00004.safetensors");
-  CliResult resumed = run("int8", "resumed", {"--resume-from", d + "/part"});
+
+  std::vector<std::string> argv = {BinaryDir() + "/client/quarry"};
+  for (const std::string& a : args("int8", "killed", {"--checkpoint-dir", d + "/ck"}))
+    argv.push_back(a);
+  auto killed = Process::Start(argv, d + "/killed.log");
+  ASSERT_NE(killed, nullptr);
+  const bool reached = AwaitCondition(
+      [&] { return absl::StrContains(killed->Log(), "layer 5/8 done"); }, std::chrono::seconds(120));
+  killed->Signal(SIGKILL);
+  killed->Wait();
+  ASSERT_TRUE(reached) << killed->Log();
+  ASSERT_FALSE(fs::exists(d + "/killed/model.safetensors")) << "it finished before the kill";
+
+  CliResult resumed = Quarry(args("int8", "resumed", {"--resume-from", d + "/ck"}));
   ASSERT_EQ(resumed.code, 0) << resumed.err;
-  EXPECT_TRUE(absl::StrContains(resumed.err, "layers 0-4 of 8 replayed, starting at layer 5"))
-      << resumed.err;
+  const size_t at = resumed.err.find("replayed, starting at layer ");
+  ASSERT_NE(at, std::string::npos) << resumed.err;
+  const int start = std::atoi(resumed.err.c_str() + at + 28);
+  EXPECT_GE(start, 4) << resumed.err;  // layers 0-3 at least were committed before the kill
+  EXPECT_LE(start, 7) << resumed.err;
   EXPECT_EQ(Sha256OfFile(d + "/resumed/model.safetensors"),
             Sha256OfFile(d + "/whole/model.safetensors"));
-  CliResult other = run("fp8", "other", {"--resume-from", d + "/part"});
+  EXPECT_EQ(ReadFile(d + "/resumed/config.json"), ReadFile(d + "/whole/config.json"));
+
+  CliResult other = Quarry(args("fp8", "other", {"--resume-from", d + "/ck"}));
   ASSERT_EQ(other.code, 0) << other.err;
   EXPECT_TRUE(absl::StrContains(other.err, "resume: starting at layer 0 (the checkpoint of layer 0 "
                                            "is of other job inputs"))

@@ -74,7 +74,7 @@ TEST(Quotas, JobUploadAndRequestLimitsPerTenantWithDeleteAndReload) {
   auto up1 = alice->UploadDataset(CalibrationFile());
   ASSERT_TRUE(up1.ok()) << up1.status();
   ExpectExhausted(alice->UploadDataset(CalibrationFile()).status(),
-                  {"quota: tenant 'a' keeps", "dataset upload declares",
+                  {"quota: tenant 'a' keeps", "dataset upload would keep",
                    absl::StrCat(quotas, " line 2"), "quarry delete-upload"});
   // Deleting: not another tenant's (NOT_FOUND), not without the cancel role, not while a
   // queued job uses it.

@@ -260,10 +260,15 @@ TEST(Security, MutualTlsWorkersAndCertificateReloadKeepRunningJobs) {
         return false;
       },
       std::chrono::seconds(30)));
-  nocert.reset();
-  EXPECT_TRUE(absl::StrContains(ReadFile(dir.path() + "/nocert.log"),
-                                "workers must present a client certificate"))
+  // (The server audits the refusal before the worker has printed it: wait for the line.)
+  EXPECT_TRUE(AwaitCondition(
+      [&] {
+        return absl::StrContains(ReadFile(dir.path() + "/nocert.log"),
+                                 "workers must present a client certificate");
+      },
+      std::chrono::seconds(30)))
       << ReadFile(dir.path() + "/nocert.log");
+  nocert.reset();
 
   // With its certificate it registers (identity from the certificate) and runs a job.
   auto worker = StartWorker(s.address, "w1", dir.path() + "/w1.log",

@@ -1,4 +1,5 @@
-// Soak (bounded, loopback only; ctest label "soak", not part of the default run: `ctest -L soak`):
+// Soak (bounded, loopback only; ctest label "soak", not built or run by default:
+// `ninja -C build quarry_soak_tests && ctest --test-dir build -L soak`):
 // for QUARRY_SOAK_SECONDS (default 1800) 20 client threads mix submit / watch / cancel /
 // download / list against one server with 3 workers, while a chaos thread kills a random worker
 // with SIGKILL every 20-40 s and restarts it a few seconds later. Then every job must end
@@ -218,12 +219,14 @@ TEST(Soak, MixedClientsAndKilledWorkersLoseNothingAndServerRssStaysFlat) {
       start_worker(victim);
       ++restarts;
     }
+    // The workers this thread started die with it (PR_SET_PDEATHSIG is per thread): it stays
+    // until the jobs are checked.
+    while (!done) std::this_thread::sleep_for(std::chrono::milliseconds(100));
   });
   std::vector<std::thread> clients;
   for (int i = 0; i < kClients; ++i)
     clients.emplace_back(ClientLoop, server.address, i, end, std::ref(shared), dir.path());
   for (auto& t : clients) t.join();
-  chaos.join();
 
   // Every job ends; its stored events are 1..n exactly once, the last one its final state.
   auto c = NewClient(server.address, 60000);
@@ -300,6 +303,7 @@ TEST(Soak, MixedClientsAndKilledWorkersLoseNothingAndServerRssStaysFlat) {
   }
   done = true;
   sampler.join();
+  chaos.join();
 
   // RSS: the second fifth (after warm-up) against the last fifth.
   auto mean = [&](double from, double to) {

@@ -98,6 +98,7 @@ struct Job {
   v1::JobAssignment assignment;
   std::atomic<bool> cancel_requested{false};  // the server asked to cancel
   std::atomic<bool> abandoned{false};         // the server gave it up / the worker stops
+  bool checkpoints_failed = false;  // a layer checkpoint did not upload: later ones are useless
   std::thread thread;
   bool stopped() const { return cancel_requested || abandoned; }
 };
@@ -630,14 +631,17 @@ class WorkerImpl final : public Worker {
   // the job goes on, only a later resume loses that layer.
   void UploadCheckpoint(const std::shared_ptr<Job>& job, int layer, const std::string& dir,
                         const std::vector<std::string>& files) {
+    // Resume needs layers 0..k-1 without a gap: after one failed layer the rest are not sent.
     for (const std::string& name : files) {
+      if (job->checkpoints_failed) break;
       auto info = UploadArtifact(job, absl::StrCat("checkpoints/", name), dir + "/" + name);
       if (!info.ok()) {
+        job->checkpoints_failed = true;
         if (!job->stopped())
           EmitLog(job, 2, absl::StrCat("checkpoint of layer ", layer, " not uploaded (",
-                                       info.status().message(), ")"),
+                                       info.status().message(), "); no more layer checkpoints "
+                                       "for this attempt"),
                   "worker");
-        return;
       }
     }
     std::error_code ec;

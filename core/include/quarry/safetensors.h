@@ -151,6 +151,8 @@ class SafetensorsWriter {
   uint64_t bytes_written() const { return total_bytes_; }
   // While set, every Add is also made on `tee` (same name, dtype, shape, bytes, in order): the
   // layer checkpoints of a resumable job journal what a layer wrote. nullptr = none (default).
+  // A failing tee never fails this writer: the tee is poisoned (its Finish() returns the error)
+  // and dropped.
   void SetTee(SafetensorsWriter* tee) { tee_ = tee; }
 
  private:
@@ -170,6 +172,7 @@ class SafetensorsWriter {
   uint64_t total_bytes_ = 0;
   bool finished_ = false;
   SafetensorsWriter* tee_ = nullptr;
+  absl::Status poisoned_;  // set by the writer this one is the tee of
 };
 
 // Serialises a header exactly as the Rust serializer HF uses does: "__metadata__" first, then

@@ -449,7 +449,13 @@ absl::Status SafetensorsWriter::Add(absl::string_view name, StDtype dtype,
   total_bytes_ += bytes.size();
   s.tensors.push_back(std::move(info));
   names_[std::string(name)] = true;
-  if (tee_ != nullptr) return tee_->Add(name, dtype, s.tensors.back().shape, bytes);
+  if (tee_ != nullptr) {
+    absl::Status st = tee_->Add(name, dtype, s.tensors.back().shape, bytes);
+    if (!st.ok()) {
+      tee_->poisoned_ = st;
+      tee_ = nullptr;
+    }
+  }
   return absl::OkStatus();
 }
 
@@ -537,6 +543,7 @@ absl::Status SafetensorsWriter::FinishShard(Shard& s, const std::string& final_p
 
 absl::StatusOr<std::vector<std::string>> SafetensorsWriter::Finish() {
   if (finished_) return absl::FailedPreconditionError("SafetensorsWriter already finished");
+  if (!poisoned_.ok()) return poisoned_;
   // As Hugging Face's save_pretrained: a model that fits one shard is a plain model.safetensors
   // without an index, whatever the shard limit.
   const int n = static_cast<int>(shards_.size());

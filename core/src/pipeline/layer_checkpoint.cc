@@ -1,8 +1,10 @@
 #include "pipeline/layer_checkpoint.h"
 
+#include <ATen/Version.h>
 #include <openssl/evp.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -64,13 +66,21 @@ std::string Name(const char* kind, int i, const char* ext) {
   return absl::StrCat(Stem(kind, i), ".", ext);
 }
 
-template <typename T>
-void PutOpt(json& j, const char* key, const std::optional<T>& v) {
-  if (v) j[key] = *v;
+// Optional doubles; JSON has no inf/nan (an exact weight gives SQNR +inf), so those are strings.
+void PutOpt(json& j, const char* key, const std::optional<double>& v) {
+  if (!v) return;
+  if (std::isfinite(*v)) j[key] = *v;
+  else j[key] = std::isnan(*v) ? "nan" : (*v > 0 ? "inf" : "-inf");
 }
-template <typename T>
-void GetOpt(const json& j, const char* key, std::optional<T>* v) {
-  if (j.contains(key)) *v = j.at(key).get<T>();
+void GetOpt(const json& j, const char* key, std::optional<double>* v) {
+  if (!j.contains(key)) return;
+  const json& x = j.at(key);
+  if (x.is_string()) {
+    const std::string s = x.get<std::string>();
+    *v = s == "inf" ? INFINITY : s == "-inf" ? -INFINITY : NAN;
+  } else {
+    *v = x.get<double>();
+  }
 }
 
 json ToJson(const LayerReportPart& p) {
@@ -188,6 +198,8 @@ absl::StatusOr<std::string> JobFingerprint(const QuantizeOptions& o,
   h.Update(absl::StrCat("export ", ExportFormatName(e.format), " ", e.real_quantized, " ",
                         e.pack_reorder, " ", e.max_shard_bytes));
   h.Update(absl::StrCat("run ", o.device, " ", threads, " ", o.error_sample_sequences));
+  // LibTorch's version, BLAS and the CPU capability its kernels dispatch to.
+  h.Update(at::show_config());
   return h.Hex();
 }
 
@@ -245,6 +257,8 @@ absl::StatusOr<std::vector<std::string>> CheckpointWriter::CommitLayer(
   std::error_code ec;
   fs::rename(tmp, dir_ + "/" + commit_name, ec);
   if (ec) return absl::InternalError(absl::StrCat("cannot rename '", tmp, "': ", ec.message()));
+  // The newest commit makes the previous layer's activations useless.
+  if (i > 0) fs::remove(dir_ + "/" + Name("streams", i - 1, "safetensors"), ec);
   return std::vector<std::string>{journal_name, streams_name, commit_name};
 }
 

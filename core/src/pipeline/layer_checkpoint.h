@@ -16,12 +16,16 @@
 // (Llama-3-8B with 128 x 512 calibration tokens: 1 GiB; none at all for weight-only plans,
 // which run no calibration forward). Recomputing them instead would need every earlier layer
 // again (the cost resume avoids), and they cannot be rebuilt from the exported codes bit for bit.
-// Only the newest streams file is needed; the server drops older ones.
+// Only the newest streams file is needed: CommitLayer deletes the previous one, the server
+// drops older uploaded ones.
 //
 // The fingerprint (JobFingerprint) covers everything the bytes depend on: Quarry's version, the
 // config as the format adapted it, the sha256 of every model file, the calibration and eval data
-// and options, the export options, the error-sample count and the intra-op thread count (BLAS
-// reductions may split differently). Checkpoints of another fingerprint are not used.
+// and options, the export options, the error-sample count, the intra-op thread count (BLAS
+// reductions may split differently) and LibTorch's build configuration with the CPU capability
+// (at::show_config()). Checkpoints of another fingerprint are not used. Not replayed: the
+// exporter's summary warnings (AWQ/GPTQ float16 scale rounding counts only the layers run after
+// the resume point), so report.json's warnings may differ besides its timings.
 #pragma once
 
 #include <memory>

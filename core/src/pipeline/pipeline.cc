@@ -263,10 +263,14 @@ class Runner {
         WorkPlan(absl::StrCat("layer checkpoints: none (", ExportFormatName(o_.export_options.format),
                               " exports keep none; a re-run starts at layer 0)"));
       } else {
-        QUARRY_ASSIGN_OR_RETURN(fingerprint_,
-                                pipeline::JobFingerprint(o_, report_.config_json,
-                                                         at::get_num_threads()));
-        if (!o_.checkpoint_dir.empty()) {
+        auto fp = pipeline::JobFingerprint(o_, report_.config_json, at::get_num_threads());
+        if (!fp.ok()) {
+          WorkPlan(absl::StrCat("layer checkpoints: none (cannot fingerprint the job's inputs: ",
+                                fp.status().message(), ")"));
+        } else {
+          fingerprint_ = *fp;
+        }
+        if (!fingerprint_.empty() && !o_.checkpoint_dir.empty()) {
           checkpoints_ = std::make_unique<pipeline::CheckpointWriter>(o_.checkpoint_dir,
                                                                       fingerprint_);
           WorkPlan(absl::StrCat("layer checkpoints: after every layer, job fingerprint ",
@@ -627,6 +631,11 @@ class Runner {
     t = Clock::now();
     Progress("export", i, 0.95, "writing tensors");
     std::unique_ptr<SafetensorsWriter> journal;
+    // The exporter never keeps a pointer to a journal past this block, whatever returns early.
+    struct DetachJournal {
+      exporter::Exporter* e;
+      ~DetachJournal() { e->SetJournal(nullptr); }
+    } detach{exporter_.get()};
     if (checkpoints_ != nullptr) {
       auto j = checkpoints_->BeginLayer(i);
       if (j.ok()) {

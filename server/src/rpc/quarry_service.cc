@@ -283,6 +283,9 @@ class UploadReactor final : public grpc::ServerReadReactor<v1::UploadChunk> {
     record_.complete = false;
     record_.files.clear();
     record_.total_bytes = 0;
+    // A resumed upload: what earlier streams left on disk counts against the quota until this
+    // stream declares those paths itself (Declare).
+    on_disk_ = deps_.artifacts->UploadBytesOnDisk(record_.id);
     return deps_.store->PutUpload(record_);
   }
 
@@ -306,8 +309,11 @@ class UploadReactor final : public grpc::ServerReadReactor<v1::UploadChunk> {
       return absl::ResourceExhaustedError(absl::StrCat(
           "upload too large: ", kind_name_, " uploads are limited to ", deps_.max_upload_bytes,
           " bytes (--max-upload-bytes); this one declares ", total_declared, " bytes"));
-    if (total_declared > record_.total_bytes) {
-      if (absl::Status st = Declare(total_declared); !st.ok()) return st;
+    uint64_t kept = total_declared;  // + files earlier streams left that this one does not name
+    for (const auto& [p, bytes] : on_disk_)
+      if (!declared_.count(p)) kept += bytes;
+    if (kept > record_.total_bytes) {
+      if (absl::Status st = Declare(kept); !st.ok()) return st;
     }
     if (writer_ == nullptr || writer_path_ != path || writer_->size() != chunk_.offset()) {
       if (completed_.count(path))
@@ -329,9 +335,10 @@ class UploadReactor final : public grpc::ServerReadReactor<v1::UploadChunk> {
     return absl::OkStatus();
   }
 
-  // The upload now declares `total` bytes: checked against the tenant's max_upload_bytes
-  // (with every other upload it keeps, unfinished ones at what they declared) and stored, so an
-  // upload that stops half way still counts until it is finished or deleted.
+  // The upload now keeps `total` bytes (what this stream declares + what earlier streams of a
+  // resumed upload left on disk): checked against the tenant's max_upload_bytes (with every other
+  // upload it keeps, unfinished ones at what they declared) and stored, so an upload that stops
+  // half way still counts until it is finished or deleted.
   absl::Status Declare(uint64_t total) {
     absl::MutexLock lock(active_->quota_mu());
     const QuotaLimit limit = LimitsOf(deps_, caller_.tenant).max_upload_bytes;
@@ -341,7 +348,7 @@ class UploadReactor final : public grpc::ServerReadReactor<v1::UploadChunk> {
       if (*others + total > limit.value)
         return absl::ResourceExhaustedError(absl::StrCat(
             "quota: tenant '", caller_.tenant, "' keeps ", DescribeBytes(*others),
-            " of uploads and this ", kind_name_, " upload declares ", DescribeBytes(total),
+            " of uploads and this ", kind_name_, " upload would keep ", DescribeBytes(total),
             "; its limit is ", DescribeBytes(limit.value), " (", limit.source,
             "). Delete uploads it no longer needs: quarry delete-upload ID"));
     }
@@ -405,6 +412,7 @@ class UploadReactor final : public grpc::ServerReadReactor<v1::UploadChunk> {
   UploadRecord record_;
   bool claimed_ = false;
   std::map<std::string, uint64_t> declared_;
+  std::map<std::string, uint64_t> on_disk_;  // bytes earlier streams of this upload id left
   std::map<std::string, StagedFile> completed_;
   uint64_t received_ = 0;
   std::unique_ptr<StagedWriter> writer_;

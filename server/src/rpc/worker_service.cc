@@ -219,9 +219,12 @@ class ArtifactUploadReactor final : public grpc::ServerReadReactor<v1::ArtifactU
       response_->set_sha256(f->sha256);
       done_ = true;
       // A committed layer checkpoint makes the activations of earlier layers useless.
+      // (Only for the job's current attempt: a stale worker must not prune what the current
+      // attempt resumes from.)
       int layer = -1;
       if (absl::StartsWith(name_, "checkpoints/layer-") && absl::EndsWith(name_, ".json") &&
-          absl::SimpleAtoi(name_.substr(18, name_.size() - 18 - 5), &layer))
+          absl::SimpleAtoi(name_.substr(18, name_.size() - 18 - 5), &layer) &&
+          deps_.manager->CheckCurrentAttempt(job_id_, attempt_).ok())
         deps_.artifacts->PruneCheckpointStreams(job_id_, layer);
     }
     return absl::OkStatus();

@@ -1,5 +1,6 @@
 #include "store/artifact_store.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <map>
 #include <utility>
@@ -192,6 +193,23 @@ uint64_t ArtifactStore::AttemptBytes(const std::string& job_id, int attempt) {
     if (it->is_regular_file(ec)) total += it->file_size(ec);
   }
   return total;
+}
+
+std::map<std::string, uint64_t> ArtifactStore::UploadBytesOnDisk(const std::string& upload_id) {
+  std::map<std::string, uint64_t> out;
+  if (!ValidateRelativePath(upload_id, "upload id").ok()) return out;
+  for (const char* sub : {"/files", "/parts"}) {
+    const std::string dir = absl::StrCat(data_dir_, "/uploads/", upload_id, sub);
+    std::error_code ec;
+    if (!std::filesystem::is_directory(dir, ec)) continue;
+    for (auto it = std::filesystem::recursive_directory_iterator(dir, ec);
+         !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
+      if (!it->is_regular_file(ec)) continue;
+      uint64_t& bytes = out[std::filesystem::relative(it->path(), dir).generic_string()];
+      bytes = std::max<uint64_t>(bytes, it->file_size(ec));
+    }
+  }
+  return out;
 }
 
 absl::Status ArtifactStore::RemoveUpload(const std::string& upload_id) {

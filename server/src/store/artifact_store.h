@@ -14,6 +14,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -77,6 +78,8 @@ class ArtifactStore {
   uint64_t AttemptBytes(const std::string& job_id, int attempt);
   // Deletes an upload's files (complete and staged).
   absl::Status RemoveUpload(const std::string& upload_id);
+  // Bytes on disk per relative path of an upload (complete or staged; the larger of the two).
+  std::map<std::string, uint64_t> UploadBytesOnDisk(const std::string& upload_id);
 
   // ----- Layer checkpoints (artifacts named "checkpoints/<name>"; issue 17 part 5) -----
   struct CheckpointFileInfo {
