@@ -195,12 +195,18 @@ TEST(Quotas, ArtifactQuotaFailsTheJobNamingTheLimitAndDeleteFreesIt) {
   EXPECT_TRUE(absl::StrContains(second.error(), "quarry delete JOB")) << second.error();
   EXPECT_FALSE(fs::exists(dir.path() + "/server/artifacts/" + second.id()));
 
-  // At the limit, a new job is refused at submission.
+  // At the limit, a new job is refused at submission (a retry of an accepted one is not).
+  auto accepted = alice->SubmitJob(TinyJob(), "retry-key");
+  ASSERT_TRUE(accepted.ok()) << accepted.status();
+  ASSERT_EQ(WaitForEnd(*alice, accepted->id()), v1::JOB_STATE_FAILED) << "over the quota too";
   WriteText(quotas, absl::StrCat("tenant=a max_artifact_bytes=", job_bytes, "\n"));
   s.process->Signal(SIGHUP);
   ASSERT_TRUE(AwaitCondition([&] { return Reloaded(*admin, 2); }, std::chrono::seconds(20)));
   ExpectExhausted(alice->SubmitJob(TinyJob()).status(),
                   {"quota: tenant 'a' keeps", "of job artifacts", "quarry delete JOB"});
+  auto retried = alice->SubmitJob(TinyJob(), "retry-key");
+  ASSERT_TRUE(retried.ok()) << retried.status();
+  EXPECT_EQ(retried->id(), accepted->id());
 
   // Deleting the first job frees its bytes and files; then a job runs again.
   EXPECT_EQ(bob->DeleteJob(first.id()).status().code(), absl::StatusCode::kNotFound);

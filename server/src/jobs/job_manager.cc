@@ -192,6 +192,7 @@ absl::StatusOr<v1::Job> JobManager::Submit(NewJob nj) {
         if (stored->has_value()) return (*stored)->job;
       }
     }
+    if (!nj.quota_refusal.empty()) return absl::ResourceExhaustedError(nj.quota_refusal);
     if (nj.tenant_max_jobs > 0) {
       uint64_t active = 0;
       for (const auto& [id, j] : jobs_) active += j.job.tenant() == nj.tenant ? 1 : 0;

@@ -105,6 +105,10 @@ struct NewJob {
   // it together.
   uint64_t tenant_max_jobs = 0;
   std::string tenant_max_jobs_source;
+  // Non-empty: a quota the caller already found exhausted (the tenant's kept artifacts). Submit
+  // returns RESOURCE_EXHAUSTED with it, unless request_id names a job that exists (an
+  // idempotent retry still gets its job).
+  std::string quota_refusal;
 };
 
 struct ManagerStats {

@@ -436,13 +436,18 @@ class QuarryServiceImpl final : public v1::QuarryService::CallbackService {
             ? req->request_id()
             : absl::StrCat(caller->tenant, "/", req->request_id());
     auto job = deps_.resolver->Resolve(req->spec(), request_id, caller->TenantFilter());
+    std::string quota_refusal;
     if (job.ok()) {
       absl::Status quota = CheckArtifactQuota(deps_, caller->tenant, 0, "a new job");
-      if (!quota.ok()) job = quota;
+      if (quota.code() == absl::StatusCode::kResourceExhausted)
+        quota_refusal = std::string(quota.message());  // (Submit lets an idempotent retry by)
+      else if (!quota.ok())
+        job = quota;
     }
     absl::StatusOr<v1::Job> submitted =
         job.ok() ? deps_.manager->Submit([&] {
           job->tenant = caller->tenant;
+          job->quota_refusal = quota_refusal;
           const QuotaLimit max_jobs = LimitsOf(deps_, caller->tenant).max_jobs;
           job->tenant_max_jobs = max_jobs.value;
           job->tenant_max_jobs_source = max_jobs.source;
