@@ -16,7 +16,6 @@ std::vector<std::string> Roots();  // --model-root <test data>
 
 // Runs a shell command; returns its stdout. *status gets pclose's status.
 std::string Shell(const std::string& cmd, int* status = nullptr);
-std::string Sha256Hex(const std::string& s);
 void WriteText(const std::string& path, const std::string& text);
 
 // The tokens of these tests and their token-file lines.

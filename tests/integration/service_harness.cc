@@ -259,8 +259,9 @@ double MetricValue(const std::string& exposition, const std::string& sample) {
   return -1;
 }
 
-std::string Sha256OfFile(const std::string& path) {
-  std::string data = ReadFile(path);
+std::string Sha256OfFile(const std::string& path) { return Sha256Hex(ReadFile(path)); }
+
+std::string Sha256Hex(const std::string& data) {
   unsigned char d[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
   EVP_Digest(data.data(), data.size(), d, &len, EVP_sha256(), nullptr);

@@ -99,6 +99,7 @@ std::string ScrapeMetrics(const std::string& address);
 double MetricValue(const std::string& exposition, const std::string& sample);
 
 std::string Sha256OfFile(const std::string& path);
+std::string Sha256Hex(const std::string& data);  // lowercase hex
 std::string ReadFile(const std::string& path);
 
 }  // namespace quarry::testing

@@ -1,5 +1,7 @@
 #include "auth/tenant_quotas.h"
 
+#include "auth/token_file.h"
+
 #include <fstream>
 #include <sstream>
 
@@ -11,18 +13,6 @@
 #include "absl/strings/strip.h"
 
 namespace quarry::server {
-namespace {
-
-bool ValidTenant(absl::string_view s) {
-  if (s.empty() || s.size() > 128) return false;
-  for (char c : s)
-    if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_' && c != '.')
-      return false;
-  return true;
-}
-
-}  // namespace
-
 std::optional<uint64_t> ParseByteCount(absl::string_view s) {
   if (s.empty()) return std::nullopt;
   int shift = 0;
@@ -78,7 +68,7 @@ absl::StatusOr<QuotaFile> ParseQuotaFile(absl::string_view text, const std::stri
       std::optional<uint64_t>* slot = nullptr;
       if (key == "tenant") {
         if (tenant) return err("tenant= given twice");
-        if (value != "*" && value != "-" && !ValidTenant(value))
+        if (value != "*" && value != "-" && !ValidTenantName(value))
           return err(absl::StrCat("tenant '", value,
                                   "': 1-128 characters from [A-Za-z0-9._-], '*' or '-'"));
         tenant = std::string(value);

@@ -29,15 +29,15 @@ int HexValue(char c) {
   return -1;
 }
 
-bool ValidName(absl::string_view s) {
+}  // namespace
+
+bool ValidTenantName(absl::string_view s) {
   if (s.empty() || s.size() > 128) return false;
   for (char c : s)
     if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_' && c != '.')
       return false;
   return true;
 }
-
-}  // namespace
 
 const char* RoleName(uint32_t role) {
   for (const auto& r : kRoles)
@@ -114,7 +114,7 @@ absl::StatusOr<std::vector<TokenEntry>> ParseTokenFile(absl::string_view text,
           absl::StrSplit(fields[i], absl::MaxSplits('=', 1));
       const absl::string_view key = kv.first, value = kv.second;
       if (key == "tenant") {
-        if (!ValidName(value)) return err("tenant=: 1-128 characters from [A-Za-z0-9._-]");
+        if (!ValidTenantName(value)) return err("tenant=: 1-128 characters from [A-Za-z0-9._-]");
         e.tenant = std::string(value);
         have_tenant = true;
       } else if (key == "roles") {
@@ -137,7 +137,7 @@ absl::StatusOr<std::vector<TokenEntry>> ParseTokenFile(absl::string_view text,
                                   why));
         e.expires_unix_ms = absl::ToUnixMillis(t);
       } else if (key == "id") {
-        if (!ValidName(value)) return err("id=: 1-128 characters from [A-Za-z0-9._-]");
+        if (!ValidTenantName(value)) return err("id=: 1-128 characters from [A-Za-z0-9._-]");
         e.id = std::string(value);
       } else {
         return err(absl::StrCat("unknown field '", key, "' (tenant=, roles=, expires=, id=)"));

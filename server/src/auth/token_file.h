@@ -45,6 +45,9 @@ struct TokenEntry {
 absl::StatusOr<std::vector<TokenEntry>> ParseTokenFile(absl::string_view text,
                                                        const std::string& path);
 
+// A tenant or token id: 1-128 characters from [A-Za-z0-9._-] (also the quota file's names).
+bool ValidTenantName(absl::string_view s);
+
 // SHA-256 of a token.
 std::array<uint8_t, 32> HashToken(absl::string_view token);
 std::string HexOf(const std::array<uint8_t, 32>& digest);
